@@ -1,0 +1,80 @@
+"""JSON shapes shared by the simulated API's handlers: times, users, groups, visibility.
+
+Jira renders the same user, group or time the same way in every response; these helpers keep it so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from jira_lab.sim.model import Site, User, Visibility
+from jira_lab.sim.routing import Call
+
+
+def jira_time(moment: datetime) -> str:
+    """Jira's timestamp format: ``2021-01-17T12:34:00.000+0000`` (milliseconds, offset without a colon)."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def avatar_urls(seed: str) -> dict[str, str]:
+    digest = hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()
+    base = f"https://secure.gravatar.com/avatar/{digest}?d=identicon"
+    return {size: f"{base}&s={size[:2]}" for size in ("48x48", "24x24", "16x16", "32x32")}
+
+
+def user_details(call: Call, account_id: str | None) -> dict[str, Any] | None:
+    """``UserDetails`` as embedded in issues, comments, worklogs and changelogs.
+
+    The email address is shown only to callers who may browse users, as Jira's profile visibility does.
+    """
+    if account_id is None:
+        return None
+    user = call.site.users.get(account_id)
+    if user is None:
+        return {"accountId": "unknown", "active": False, "displayName": "Former user", "accountType": "unknown"}
+    details: dict[str, Any] = {
+        "self": call.self_url(f"/rest/api/3/user?accountId={user.account_id}"),
+        "accountId": user.account_id,
+        "avatarUrls": avatar_urls(user.account_id),
+        "displayName": user.display_name,
+        "active": user.active,
+        "timeZone": user.time_zone,
+        "accountType": user.account_type,
+    }
+    if user.email is not None and call.engine.can_browse_users(call.caller):
+        details["emailAddress"] = user.email
+    return details
+
+
+def user_json(call: Call, user: User) -> dict[str, Any]:
+    """The ``User`` shape of the user endpoints (a superset of ``UserDetails``)."""
+    details = user_details(call, user.account_id)
+    assert details is not None
+    details["locale"] = user.locale
+    if user.account_type == "app":
+        details["appType"] = "service"
+    return details
+
+
+def group_name(site: Site, group_id: str) -> dict[str, Any]:
+    """``GroupName``: the group's current name and its stable id."""
+    group = site.groups[group_id]
+    return {"name": group.name, "groupId": group.group_id}
+
+
+def visibility_json(site: Site, visibility: Visibility | None) -> dict[str, Any] | None:
+    """``Visibility`` with the group's *current* name as ``value`` (names change; identifiers do not)."""
+    if visibility is None:
+        return None
+    if visibility.type == "group":
+        group = site.groups.get(visibility.identifier)
+        value = group.name if group is not None else visibility.identifier
+        return {"type": "group", "value": value, "identifier": visibility.identifier}
+    return {"type": "role", "value": visibility.identifier, "identifier": visibility.identifier}
