@@ -9,7 +9,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from jira_lab.sim.model import Site, User, Visibility
+from jira_lab.sim.model import Comment, Site, User, Visibility, Worklog
 from jira_lab.sim.routing import Call
 
 
@@ -78,3 +78,52 @@ def visibility_json(site: Site, visibility: Visibility | None) -> dict[str, Any]
         value = group.name if group is not None else visibility.identifier
         return {"type": "group", "value": value, "identifier": visibility.identifier}
     return {"type": "role", "value": visibility.identifier, "identifier": visibility.identifier}
+
+
+def time_spent(seconds: int) -> str:
+    """Jira's ``timeSpent`` text, in an 8-hour day and 5-day week: ``1w 2d 3h 20m``."""
+    minutes = seconds // 60
+    parts = []
+    for unit, size in (("w", 5 * 8 * 60), ("d", 8 * 60), ("h", 60), ("m", 1)):
+        count, minutes = divmod(minutes, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts) or "0m"
+
+
+def comment_json(call: Call, comment: Comment) -> dict[str, Any]:
+    """``Comment`` as every comment endpoint (and the embedded ``comment`` field) renders it."""
+    body: dict[str, Any] = {
+        "self": call.self_url(f"/rest/api/3/issue/{comment.issue_id}/comment/{comment.id}"),
+        "id": str(comment.id),
+        "author": user_details(call, comment.author_account_id),
+        "body": comment.body,
+        "updateAuthor": user_details(call, comment.update_author_account_id or comment.author_account_id),
+        "created": jira_time(comment.created),
+        "updated": jira_time(comment.updated),
+        "jsdPublic": comment.jsd_public,
+    }
+    if comment.visibility is not None:
+        body["visibility"] = visibility_json(call.site, comment.visibility)
+    return body
+
+
+def worklog_json(call: Call, worklog: Worklog) -> dict[str, Any]:
+    """``Worklog`` as every worklog endpoint (and the embedded ``worklog`` field) renders it."""
+    body: dict[str, Any] = {
+        "self": call.self_url(f"/rest/api/3/issue/{worklog.issue_id}/worklog/{worklog.id}"),
+        "author": user_details(call, worklog.author_account_id),
+        "updateAuthor": user_details(call, worklog.update_author_account_id or worklog.author_account_id),
+        "created": jira_time(worklog.created),
+        "updated": jira_time(worklog.updated),
+        "started": jira_time(worklog.started),
+        "timeSpent": time_spent(worklog.time_spent_seconds),
+        "timeSpentSeconds": worklog.time_spent_seconds,
+        "id": str(worklog.id),
+        "issueId": str(worklog.issue_id),
+    }
+    if worklog.comment is not None:
+        body["comment"] = worklog.comment
+    if worklog.visibility is not None:
+        body["visibility"] = visibility_json(call.site, worklog.visibility)
+    return body
