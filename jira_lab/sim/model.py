@@ -350,6 +350,8 @@ class Site:
     audit_records: list[AuditRecord] = field(default_factory=list)
     #: free text describing the site (the demo's story), shown by ``jira-lab sim``
     story: str = ""
+    #: well-known accounts by the part they play, e.g. ``{"analyst": id, "technical_user": id}``
+    accounts: dict[str, str] = field(default_factory=dict)
     # indexes kept by the add_* methods; entities are only ever added through them
     _issue_ids_by_key: dict[str, int] = field(default_factory=dict, repr=False)
     _comments: dict[int, Comment] = field(default_factory=dict, repr=False)

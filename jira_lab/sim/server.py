@@ -1,0 +1,129 @@
+"""Serve a :class:`~jira_lab.sim.cloud.SimCloud` over real HTTP on loopback, in a background thread.
+
+::
+
+    with serve(cloud) as urls:            # port 0: the OS picks a free port
+        httpx.get(urls.site_url() + "/rest/api/3/serverInfo")
+
+One uvicorn server answers for all three Atlassian hosts (site URL, API gateway, authorization server): their paths
+do not overlap, so a client only needs its base URLs pointed at :attr:`SimURLs.base`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+
+from jira_lab.sim.cloud import SimCloud
+from jira_lab.sim.model import Site
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+class ASGIAdapter:
+    """The ASGI face of a :class:`SimCloud`: each request becomes an :class:`httpx.Request` for ``cloud.handle``."""
+
+    def __init__(self, cloud: SimCloud) -> None:
+        self.cloud = cloud
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # lifespan is switched off; websockets are not part of Jira's API
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            body.extend(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "127.0.0.1")
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        url = f"{scope['scheme']}://{host}{raw_path.decode('latin-1')}"
+        if scope["query_string"]:
+            url += "?" + scope["query_string"].decode("latin-1")
+        request = httpx.Request(scope["method"], url, headers=scope["headers"], content=bytes(body))
+        response = self.cloud.handle(request)
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.multi_items()]
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": response.content})
+
+
+@dataclass(frozen=True, slots=True)
+class SimURLs:
+    """Where a served cloud answers."""
+
+    base: str
+    cloud: SimCloud
+
+    def site_url(self, site: Site | None = None) -> str:
+        """Base URL of the site's own REST API (Basic auth), like ``https://<name>.atlassian.net``."""
+        return self.cloud.site_url(site or self.cloud.default_site)
+
+    def gateway_url(self, site: Site | None = None) -> str:
+        """Base URL for 3LO calls to the site, like ``https://api.atlassian.com/ex/jira/<cloudId>``."""
+        return self.cloud.gateway_url(site or self.cloud.default_site)
+
+    @property
+    def api_url(self) -> str:
+        """The API gateway's origin (``https://api.atlassian.com``): accessible-resources lives here."""
+        return self.base
+
+    @property
+    def auth_url(self) -> str:
+        """The authorization server's origin (``https://auth.atlassian.com``)."""
+        return self.base
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that says when it is listening, so callers wait on an event rather than poll."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or an error that says what to do when the port is taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        hint = "choose another port, or 0 for any free one"
+        raise OSError(error.errno, f"cannot listen on {host}:{port} ({error.strerror}); {hint}") from error
+    sock.listen(128)
+    return sock
+
+
+@contextlib.contextmanager
+def serve(cloud: SimCloud, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0) -> Iterator[SimURLs]:
+    """Serve ``cloud`` on ``host:port`` until the block ends; ``self`` links and site URLs point at the server."""
+    if host not in {"127.0.0.1", "localhost", "::1"}:
+        raise ValueError("the simulated cloud is served on loopback only")
+    sock = bind(host, port)
+    base = f"http://{host}:{sock.getsockname()[1]}"
+    config = uvicorn.Config(ASGIAdapter(cloud), lifespan="off", access_log=False, log_level="warning")
+    server = _Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="jira-lab-sim", daemon=True)
+    previous_base, cloud.public_base = cloud.public_base, base
+    thread.start()
+    try:
+        if not server.ready.wait(timeout):
+            raise RuntimeError(f"the simulated cloud did not start listening on {base} within {timeout} s")
+        yield SimURLs(base, cloud)
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+        cloud.public_base = previous_base
