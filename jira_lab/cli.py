@@ -10,6 +10,7 @@ import httpx
 from jira_lab.demo import comparison_rows, visible_counts
 from jira_lab.sim.cloud import SimCloud
 from jira_lab.sim.generator import SIZES, generate_site
+from jira_lab.sim.limits import RateLimits
 from jira_lab.sim.model import Site
 from jira_lab.sim.server import SimURLs, serve
 
@@ -26,16 +27,19 @@ def _print_site(site: Site, urls: SimURLs) -> None:
     click.echo(f"  API gateway (3LO Bearer tokens):           {urls.gateway_url(site)}")
     click.echo(f"  accessible resources:                      {urls.api_url}/oauth/token/accessible-resources")
     click.echo()
-    click.echo("Accounts with API tokens (simulated, not secrets):")
+    if site.story:
+        click.echo(site.story)
+        click.echo()
+    click.echo("Accounts (simulated; their API tokens are not secrets):")
     for role, account_id in site.accounts.items():
         user = site.users[account_id]
-        click.echo(f"  {role:<15} {user.display_name:<28} {user.email}  api token: {user.api_token}")
-    if site.accounts:
-        role, account_id = next(iter(site.accounts.items()))
-        user = site.users[account_id]
+        token = user.api_token or "(no API token)"
+        click.echo(f"  {role:<15} {user.display_name:<22} {user.email or '':<40} {token}")
+    example = site.users.get(site.accounts.get("analyst", ""))
+    if example is not None and example.api_token:
         click.echo()
         click.echo("Try:")
-        click.echo(f"  curl -s -u '{user.email}:{user.api_token}' {urls.site_url(site)}/rest/api/3/myself")
+        click.echo(f"  curl -s -u '{example.email}:{example.api_token}' {urls.site_url(site)}/rest/api/3/myself")
 
 
 def _wait_for_interrupt() -> None:
@@ -53,7 +57,7 @@ def _wait_for_interrupt() -> None:
 def sim(size: str, seed: int, port: int) -> None:
     """Serve a simulated Jira Cloud site on loopback and print how to reach it."""
     site = generate_site(size, seed=seed)
-    cloud = SimCloud(site)
+    cloud = SimCloud(site, limits=RateLimits())  # Atlassian's rate limits, as a real site enforces them
     with serve(cloud, port=port) as urls:
         _print_site(site, urls)
         _wait_for_interrupt()
@@ -69,7 +73,7 @@ def demo(keep_serving: bool, port: int) -> None:
     site. Loading into DuckDB and the audits that explain each gap build on this.
     """
     site = generate_site("demo", seed=0)
-    cloud = SimCloud(site)
+    cloud = SimCloud(site, limits=RateLimits())  # Atlassian's rate limits, as a real site enforces them
     with serve(cloud, port=port) as urls:
         _print_site(site, urls)
         counts = {}
@@ -84,7 +88,8 @@ def demo(keep_serving: bool, port: int) -> None:
         click.echo(f"  {'project':<10}{'issues':>16}{'comments':>18}{'worklogs':>18}")
         for key, ia, it, ca, ct, wa, wt in rows:
             click.echo(f"  {key:<10}{f'{ia} / {it}':>16}{f'{ca} / {ct}':>18}{f'{wa} / {wt}':>18}")
-        hidden = [sum(r[i] - r[i + 1] for r in rows) for i in (1, 3, 5)]
+        analyst, technical = counts["analyst"], counts["technical_user"]
+        hidden = [analyst.total(kind) - technical.total(kind) for kind in ("issues", "comments", "worklogs")]
         click.echo(
             f"\nHidden from the technical user: {hidden[0]} issues, {hidden[1]} comments, {hidden[2]} worklogs."
             "\nJira reports none of this to it: the connector's index silently misses them."
@@ -93,3 +98,7 @@ def demo(keep_serving: bool, port: int) -> None:
             _wait_for_interrupt()
         else:
             click.echo("\nRun `uv run jira-lab demo --serve` (or `jira-lab sim --site demo`) to keep the site up.")
+
+
+if __name__ == "__main__":
+    main()

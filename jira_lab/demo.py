@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -25,6 +25,10 @@ class VisibleCounts:
     issues: Counter[str] = field(default_factory=Counter)
     comments: Counter[str] = field(default_factory=Counter)
     worklogs: Counter[str] = field(default_factory=Counter)
+
+    def total(self, kind: Literal["issues", "comments", "worklogs"]) -> int:
+        counter: Counter[str] = getattr(self, kind)
+        return counter.total()
 
 
 def search_pages(client: httpx.Client, jql: str, fields: list[str], page_size: int = 100) -> Iterator[dict[str, Any]]:

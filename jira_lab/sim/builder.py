@@ -113,6 +113,12 @@ class SiteBuilder:
         self.site.project_roles[role_id] = ProjectRole(role_id, name, description)
         return role_id
 
+    def role_default_actor(self, role_id: int, *, users: Iterable[str] = (), groups: Iterable[str] = ()) -> None:
+        """Default actors of a role (``GET /role``); they do not change the actors of existing projects."""
+        actors = self.site.project_roles[role_id].default_actors
+        actors.account_ids.update(users)
+        actors.group_ids.update(groups)
+
     def permission_scheme(self, name: str, grants: Iterable[tuple[str, Holder]] = ()) -> int:
         scheme_id = self.next_id("permission_scheme", 10000)
         self.site.permission_schemes[scheme_id] = PermissionScheme(scheme_id, name)

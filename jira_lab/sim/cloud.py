@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 
 from jira_lab.sim import app
+from jira_lab.sim.faults import FaultInjector, Faults
+from jira_lab.sim.limits import RateLimiter, RateLimits
 from jira_lab.sim.model import Site
 from jira_lab.sim.operations import operation
 from jira_lab.sim.permissions import PermissionEngine
@@ -58,6 +60,9 @@ class SimCloud:
         clock: seconds since the epoch; inject a fake one to expire tokens in tests.
         public_base: the origin the cloud is served at (set by the loopback server) so that ``self`` links and
             site URLs point at it; ``None`` keeps Atlassian's ``https://<name>.atlassian.net``.
+        limits: Jira's rate limits (:mod:`jira_lab.sim.limits`); ``None``, the default, switches them off so that
+            tests about something else never trip them. The demo passes ``RateLimits()``: Atlassian's defaults.
+        faults: a plan of transient faults (:mod:`jira_lab.sim.faults`); ``None`` answers every request cleanly.
     """
 
     def __init__(
@@ -65,6 +70,8 @@ class SimCloud:
         *sites: Site,
         clock: Callable[[], float] = time.time,
         public_base: str | None = None,
+        limits: RateLimits | None = None,
+        faults: Faults | None = None,
     ) -> None:
         if not sites:
             raise ValueError("SimCloud needs at least one site")
@@ -78,6 +85,8 @@ class SimCloud:
         self.public_base = public_base
         self._tokens: dict[str, AccessGrant] = {}
         self._lock = threading.RLock()
+        self.rate_limiter = RateLimiter(limits, clock) if limits is not None else None
+        self.fault_injector = FaultInjector(faults) if faults is not None else None
 
     # -- sites -------------------------------------------------------------------------------------------------
     @property
@@ -143,12 +152,17 @@ class SimCloud:
 
     # -- dispatch ----------------------------------------------------------------------------------------------
     def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request."""
+        """Answer one request (or fail it, as the fault plan says)."""
         with self._lock:
-            try:
-                return self._dispatch(request)
-            except JiraError as error:
-                return _json_response(error.status, error.body(), error.headers)
+            if self.fault_injector is not None:
+                return self.fault_injector.intercept(request, self._answer)
+            return self._answer(request)
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._dispatch(request)
+        except JiraError as error:
+            return _json_response(error.status, error.body(), error.headers)
 
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -231,10 +245,16 @@ class SimCloud:
             return _json_response(401, SCOPE_MISMATCH, {"X-Failure-Category": "FAILURE_CLIENT_SCOPE_CHECK"})
         if caller is None and not op.anonymous:
             raise JiraError(401, "You are not authenticated. Authentication required to perform this operation.")
+        admission = (
+            None
+            if self.rate_limiter is None
+            else self.rate_limiter.admit(site, route.method, route.template, path_params, three_lo=grant is not None)
+        )
         call = Call(
             cloud=self,
             site=site,
-            engine=self.engines[site.cloud_id],
+            # one memoizing snapshot per request: cheap per-item checks, and nothing stale across requests
+            engine=self.engines[site.cloud_id].snapshot(),
             caller=caller,
             request=request,
             path_params=path_params,
@@ -242,9 +262,12 @@ class SimCloud:
             api_base=api_base,
         )
         result = route.handler(call)
-        if isinstance(result, Reply):
-            return _json_response(result.status, result.body, result.headers)
-        return _json_response(200, result)
+        reply = result if isinstance(result, Reply) else Reply(200, result)
+        headers = dict(reply.headers)
+        if admission is not None:
+            # the points a read costs depend on what it returned
+            headers.update(admission.settle(reply.status, reply.body))
+        return _json_response(reply.status, reply.body, headers)
 
     def _accessible_resources(self, request: httpx.Request) -> httpx.Response:
         grant = self._grant(request)

@@ -170,6 +170,8 @@ class ProjectRole:
     id: int
     name: str
     description: str = ""
+    #: the role's default actors (``GET /role``), which Jira copies into projects created later
+    default_actors: RoleActors = field(default_factory=lambda: RoleActors())
 
 
 @dataclass(slots=True)

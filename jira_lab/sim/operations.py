@@ -28,8 +28,15 @@ class Operation:
     anonymous: bool
 
     def allows(self, scopes: frozenset[str] | set[str]) -> bool:
-        """Jira's gateway check: every classic scope, or every granular scope, of the operation is granted."""
-        return self.classic_scopes <= scopes or (bool(self.granular_scopes) and self.granular_scopes <= scopes)
+        """Jira's gateway check: every classic scope, or every granular scope, of the operation is granted.
+
+        An operation listing granular scopes but no classic one (``POST /permissions/check``) has no classic way
+        in: a token needs its granular set. Only an operation listing no scope at all takes any token.
+        """
+        classic_way = bool(self.classic_scopes) or not self.granular_scopes
+        return (classic_way and self.classic_scopes <= scopes) or (
+            bool(self.granular_scopes) and self.granular_scopes <= scopes
+        )
 
 
 def operation_from_spec(op: dict[str, Any]) -> dict[str, Any]:

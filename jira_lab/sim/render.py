@@ -6,8 +6,12 @@ Jira renders the same user, group or time the same way in every response; these 
 from __future__ import annotations
 
 import hashlib
+import html
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+import httpx
 
 from jira_lab.sim.model import Comment, Site, User, Visibility, Worklog
 from jira_lab.sim.routing import Call
@@ -69,6 +73,47 @@ def group_name(site: Site, group_id: str) -> dict[str, Any]:
     return {"name": group.name, "groupId": group.group_id}
 
 
+def _page_link(call: Call, base: str, start_at: int, max_results: int) -> str:
+    """The request's own URL under ``base``, at another ``startAt`` (other parameters kept as sent)."""
+    prefix = httpx.URL(call.api_base).path.rstrip("/")
+    path = call.request.url.path
+    if prefix and path.startswith(prefix):
+        path = path[len(prefix) :]
+    params = call.request.url.params.set("startAt", str(start_at)).set("maxResults", str(max_results))
+    return f"{base}{path}?{params}"
+
+
+_Item = TypeVar("_Item")
+
+
+def page_bean(
+    call: Call,
+    items: Sequence[_Item],
+    render: Callable[[_Item], Any],
+    *,
+    start_at: int,
+    max_results: int,
+) -> dict[str, Any]:
+    """A ``PageBean*`` (offset style) of ``items[start_at : start_at + max_results]``, each passed to ``render``.
+
+    ``self`` points at the site URL, as Jira's links do; ``nextPage`` at the URL the request came through, so a
+    client can follow it. ``total`` is the number of ``items``.
+    """
+    page = items[start_at : start_at + max_results]
+    is_last = start_at + len(page) >= len(items)
+    bean: dict[str, Any] = {
+        "self": _page_link(call, call.site_url, start_at, max_results),
+        "maxResults": max_results,
+        "startAt": start_at,
+        "total": len(items),
+        "isLast": is_last,
+        "values": [render(item) for item in page],
+    }
+    if not is_last:
+        bean["nextPage"] = _page_link(call, call.api_base, start_at + len(page), max_results)
+    return bean
+
+
 def visibility_json(site: Site, visibility: Visibility | None) -> dict[str, Any] | None:
     """``Visibility`` with the group's *current* name as ``value`` (names change; identifiers do not)."""
     if visibility is None:
@@ -89,6 +134,61 @@ def time_spent(seconds: int) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return " ".join(parts) or "0m"
+
+
+_ADF_BLOCK_TAGS = {
+    "paragraph": "p",
+    "bulletList": "ul",
+    "orderedList": "ol",
+    "listItem": "li",
+    "blockquote": "blockquote",
+    "codeBlock": "pre",
+    "table": "table",
+    "tableRow": "tr",
+    "tableHeader": "th",
+    "tableCell": "td",
+}
+_ADF_MARK_TAGS = {"strong": "b", "em": "em", "code": "tt", "strike": "del", "underline": "ins"}
+
+
+def _adf_text_html(node: dict[str, Any]) -> str:
+    text = html.escape(str(node.get("text", "")), quote=False)
+    for mark in node.get("marks", []):
+        kind = mark.get("type")
+        if kind == "link":
+            href = html.escape(str(mark.get("attrs", {}).get("href", "")))
+            text = f'<a href="{href}" class="external-link" rel="nofollow noreferrer">{text}</a>'
+        elif kind in _ADF_MARK_TAGS:
+            tag = _ADF_MARK_TAGS[kind]
+            text = f"<{tag}>{text}</{tag}>"
+    return text
+
+
+def adf_html(node: dict[str, Any] | None) -> str:
+    """An Atlassian Document Format document as the HTML Jira sends in ``renderedBody``/``renderedFields``.
+
+    Covers the nodes the simulated sites use (paragraphs, text marks, lists, headings, code, tables); other nodes
+    render their children, as Jira's renderer degrades to their text.
+    """
+    if node is None:
+        return ""
+    kind = node.get("type")
+    if kind == "text":
+        return _adf_text_html(node)
+    if kind == "hardBreak":
+        return "<br/>"
+    if kind == "rule":
+        return "<hr/>"
+    if kind in {"mention", "emoji"}:
+        return html.escape(str(node.get("attrs", {}).get("text", "")), quote=False)
+    inner = "".join(adf_html(child) for child in node.get("content", []))
+    if kind == "heading":
+        level = int(node.get("attrs", {}).get("level", 1))
+        return f"<h{level}>{inner}</h{level}>"
+    if kind in _ADF_BLOCK_TAGS:
+        tag = _ADF_BLOCK_TAGS[kind]
+        return f"<{tag}>{inner}</{tag}>"
+    return inner
 
 
 def comment_json(call: Call, comment: Comment) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import httpx
 import uvicorn
 
 from jira_lab.sim.cloud import SimCloud
+from jira_lab.sim.faults import answer_asgi
 from jira_lab.sim.model import Site
 
 Scope = dict[str, Any]
@@ -49,10 +50,8 @@ class ASGIAdapter:
         if scope["query_string"]:
             url += "?" + scope["query_string"].decode("latin-1")
         request = httpx.Request(scope["method"], url, headers=scope["headers"], content=bytes(body))
-        response = self.cloud.handle(request)
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.multi_items()]
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": response.content})
+        # faults injected in process (resets, cut bodies) become real ones on the wire
+        await answer_asgi(self.cloud.handle, request, send)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +94,9 @@ class _Server(uvicorn.Server):
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or an error that says what to do when the port is taken."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio only disables Nagle (TCP_NODELAY) on sockets whose proto is IPPROTO_TCP, and
+    # without it each answer (headers, then body) waits ~40 ms for the client's delayed ACK
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.bind((host, port))
     except OSError as error:
