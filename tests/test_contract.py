@@ -30,10 +30,10 @@ from spec import (
     operation_texts,
 )
 
+from jira_lab.operations import TABLE, generate
 from jira_lab.sim import SimCloud
 from jira_lab.sim.app import api_routes
 from jira_lab.sim.builder import EPOCH
-from jira_lab.sim.operations import TABLE, generate
 from jira_lab.sim.render import epoch_ms
 
 #: No walk of a paginated answer may take more pages than this: a paginator that never ends is a failure.
@@ -642,7 +642,7 @@ def test_operations_table_equals_the_spec() -> None:
     on_disk = json.loads(TABLE.read_text())
     expected = generate(load_spec(), route_keys())
     stale = sorted(set(on_disk) ^ set(expected))
-    assert not stale, f"operations.json is stale for {stale}: regenerate it with python -m jira_lab.sim.operations"
+    assert not stale, f"operations.json is stale for {stale}: regenerate it with python -m jira_lab.operations"
     for key, entry in expected.items():
         assert on_disk[key] == entry, f"operations.json disagrees with the spec for {key}"
 

@@ -26,11 +26,11 @@ from typing import Any
 
 import httpx
 
+from jira_lab.operations import operation
 from jira_lab.sim import app
 from jira_lab.sim.faults import FaultInjector, Faults
 from jira_lab.sim.limits import RateLimiter, RateLimits
 from jira_lab.sim.model import Site
-from jira_lab.sim.operations import operation
 from jira_lab.sim.permissions import PermissionEngine
 from jira_lab.sim.routing import Call, JiraError, Reply, match
 

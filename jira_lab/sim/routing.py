@@ -2,7 +2,7 @@
 
 Each handler is registered with ``@route(method, template)`` where ``template`` is the spec's path key (for example
 ``/rest/api/3/issue/{issueIdOrKey}/comment``). The same key finds the operation's scopes in
-:mod:`jira_lab.sim.operations` and its response schema in the contract tests, so a route cannot drift from the spec
+:mod:`jira_lab.operations` and its response schema in the contract tests, so a route cannot drift from the spec
 without a test noticing.
 
 A handler receives a :class:`Call` and returns the JSON body of a 200 answer, or a :class:`Reply` for anything else;

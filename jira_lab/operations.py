@@ -1,13 +1,15 @@
-"""What the OpenAPI spec says about each operation the simulator serves: its id and the OAuth scopes it needs.
+"""What the OpenAPI spec says about each Jira operation jira_lab uses: its id and the OAuth scopes it needs.
 
-The table lives in ``operations.json`` beside this module so that the simulator runs without the 2.4 MB spec; it is
-regenerated from the spec with ``python -m jira_lab.sim.operations PATH/TO/jira-platform-v3.json`` and a contract
-test checks it still equals the spec, route by route.
+The simulator enforces these scopes; the client names them when the gateway answers "scope does not match". The table
+lives in ``operations.json`` beside this module so that neither needs the 2.4 MB spec at run time; it is regenerated
+from the spec with ``python -m jira_lab.operations PATH/TO/jira-platform-v3.json`` (one entry per simulated route,
+which are exactly the operations jira_lab calls) and a contract test checks it still equals the spec.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -75,6 +77,25 @@ def operation(method: str, template: str) -> Operation:
         frozenset(entry["granular"]),
         bool(entry["anonymous"]),
     )
+
+
+@cache
+def _patterns() -> list[tuple[int, str, re.Pattern[str], str]]:
+    patterns = []
+    for key in _table():
+        method, template = key.split(" ", 1)
+        regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        # literal templates win over parameterised ones (/issue/bulkfetch is not /issue/{issueIdOrKey})
+        patterns.append((template.count("{"), method, re.compile(f"^{regex}$"), template))
+    return sorted(patterns, key=lambda p: p[0])
+
+
+def find_operation(method: str, path: str) -> Operation | None:
+    """The operation a request path (``/rest/api/3/...``, without any gateway prefix) calls, if jira_lab knows it."""
+    for _, op_method, pattern, template in _patterns():
+        if op_method == method.upper() and pattern.match(path):
+            return operation(op_method, template)
+    return None
 
 
 def generate(spec: dict[str, Any], keys: list[str]) -> dict[str, dict[str, Any]]:
