@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import webbrowser
+from pathlib import Path
 
 import click
 import httpx
 
+from jira_lab.auth.callback import DEFAULT_TIMEOUT
+from jira_lab.auth.connect import authorize_in_browser, connect_from_store
+from jira_lab.auth.oauth import API_URL, AUTH_URL, DEFAULT_PORT, redirect_uri_for
+from jira_lab.auth.scopes import REQUIRED_SCOPES
+from jira_lab.auth.tokens import FileTokenStore, MemoryTokenStore, TokenStore
 from jira_lab.demo import comparison_rows, visible_counts
+from jira_lab.errors import AuthError
 from jira_lab.sim.cloud import SimCloud
 from jira_lab.sim.generator import SIZES, generate_site
 from jira_lab.sim.limits import RateLimits
@@ -98,6 +107,128 @@ def demo(keep_serving: bool, port: int) -> None:
             _wait_for_interrupt()
         else:
             click.echo("\nRun `uv run jira-lab demo --serve` (or `jira-lab sim --site demo`) to keep the site up.")
+
+
+@main.command()
+@click.option(
+    "--api", type=click.Choice(["jiracloud"]), default="jiracloud", show_default=True, help="The API (Jira Cloud)."
+)
+@click.option("-i", "--client-id", envvar="JIRA_LAB_CLIENT_ID", required=True, help="The app's client id.")
+@click.option(
+    "-s",
+    "--client-secret",
+    envvar="JIRA_LAB_CLIENT_SECRET",
+    help="The app's secret; asked for (hidden) when absent. Prefer JIRA_LAB_CLIENT_SECRET or the prompt: other users "
+    "of the machine can read command lines.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), help=f"Port of the app's callback URL (default {DEFAULT_PORT}).")
+@click.option("--redirect-uri", help="The app's callback URL, when it is not http://localhost:PORT/.")
+@click.option("--no-browser", is_flag=True, help="Print the consent URL instead of opening a browser.")
+@click.option(
+    "--print-refresh-token",
+    is_flag=True,
+    help="Print the refresh token for a connector, and do not store it: two users of one refresh token revoke it.",
+)
+@click.option("--site", "site_url", help="The site (URL or cloud id) when the grant covers several.")
+@click.option("--scopes", help="Scopes to request, space or comma separated (default: all that jira-lab needs).")
+@click.option(
+    "--timeout", type=click.FloatRange(0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True, help="Seconds."
+)
+@click.option("--auth-url", default=AUTH_URL, show_default=True, help="The authorization server.")
+@click.option("--api-url", default=API_URL, show_default=True, help="The API gateway.")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path), help="The token file.")
+@click.option("--check", is_flag=True, help="No consent: use the stored token (refreshing it if due) and summarise.")
+def token(
+    api: str,
+    client_id: str,
+    client_secret: str | None,
+    port: int | None,
+    redirect_uri: str | None,
+    no_browser: bool,
+    print_refresh_token: bool,
+    site_url: str | None,
+    scopes: str | None,
+    timeout: float,
+    auth_url: str,
+    api_url: str,
+    store_path: Path | None,
+    check: bool,
+) -> None:
+    """Get an OAuth 2.0 (3LO) token through Atlassian's consent page, store it and summarise it.
+
+    Opens the consent page (or prints its URL with --no-browser), catches the redirect on the app's callback URL
+    http://localhost:PORT/, stores the token (in jira-lab's config directory unless --store) and prints the site, the
+    user, the granted and missing scopes and the expiry. No secret is printed, except the refresh token when asked.
+    """
+    if check and print_refresh_token:
+        raise click.UsageError("--check uses the stored token; --print-refresh-token needs a new consent")
+    if redirect_uri is not None and port is not None and httpx.URL(redirect_uri).port != port:
+        raise click.UsageError(f"--port {port} differs from the port of --redirect-uri {redirect_uri}")
+    secret = client_secret or _ask_client_secret()
+    try:
+        if check:
+            connection = connect_from_store(
+                client_id,
+                secret,
+                store=FileTokenStore(store_path),
+                site_url=site_url,
+                auth_url=auth_url,
+                api_url=api_url,
+            )
+            click.echo(f"The stored token of app {client_id} works.")
+            _echo_summary(connection.summary())
+            return
+        store: TokenStore = MemoryTokenStore() if print_refresh_token else FileTokenStore(store_path)
+        redirect = redirect_uri or redirect_uri_for(port or DEFAULT_PORT)
+
+        def show_consent_page(url: str) -> None:
+            if no_browser or not webbrowser.open(url):
+                click.echo("Open this URL in a browser and accept the consent:")
+            else:
+                click.echo("The consent page is open in your browser; if it did not appear, open this URL:")
+            click.echo(url)
+            click.echo(f"Waiting up to {timeout:g} s for the redirect to {redirect} ...")
+
+        authorization = authorize_in_browser(
+            client_id,
+            secret,
+            store=store,
+            open_url=show_consent_page,
+            redirect_uri=redirect,
+            scopes=scopes.replace(",", " ").split() if scopes else REQUIRED_SCOPES,
+            timeout=timeout,
+            auth_url=auth_url,
+            api_url=api_url,
+        )
+        kept = "not stored: it is the connector's" if print_refresh_token else f"stored in {store!r}"
+        click.echo(f"Authorized app {client_id}; the token is {kept}.")
+        _echo_summary(authorization.summary(site_url))
+        if print_refresh_token:
+            if authorization.token.refresh_token is None:
+                raise AuthError("the consent granted no refresh token (offline_access); authorize again")
+            click.echo(f"refresh token: {authorization.token.refresh_token}")
+            click.echo("Give it to the connector only: if jira-lab used it too, each rotation would revoke the other.")
+    except AuthError as error:
+        raise click.ClickException(" ".join(str(error).replace(secret, "***").split())) from None
+    except httpx.RequestError as error:
+        url = error.request.url.copy_with(query=None)
+        raise click.ClickException(
+            f"cannot reach {url}: {type(error).__name__}: {error}".replace(secret, "***")
+        ) from None
+
+
+def _ask_client_secret() -> str:
+    if not sys.stdin.isatty():
+        raise click.UsageError(
+            "the client secret is missing: pass -s, set JIRA_LAB_CLIENT_SECRET, or run in a terminal"
+        )
+    secret: str = click.prompt("Client secret", hide_input=True)
+    return secret
+
+
+def _echo_summary(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
 
 
 if __name__ == "__main__":

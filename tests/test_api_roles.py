@@ -14,7 +14,8 @@ import pytest
 from identity_site import IdentitySite, build_identity_site, get_json
 from spec import assert_response_matches_spec
 
-from jira_lab.sim.api.roles import ADMIN_REQUIRED, CANNOT_EDIT_PROJECT
+from jira_lab.sim.api.admin_only import ADMIN_REQUIRED
+from jira_lab.sim.api.roles import CANNOT_EDIT_PROJECT
 
 PROJECT_ROLES = "/rest/api/3/project/{projectIdOrKey}/role"
 PROJECT_ROLE = "/rest/api/3/project/{projectIdOrKey}/role/{id}"

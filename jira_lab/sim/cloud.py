@@ -8,6 +8,8 @@ its transport, or points its base URLs at the loopback server:
 * ``/ex/jira/{cloudId}/rest/api/3/...`` — the API gateway (``https://api.atlassian.com``), Bearer tokens, scopes
   enforced per operation as the OpenAPI spec lists them;
 * ``/oauth/token/accessible-resources`` — the gateway's list of sites a token may reach;
+* ``/authorize`` and ``/oauth/token`` — the authorization server (``https://auth.atlassian.com``), ``cloud.auth``
+  (:mod:`jira_lab.sim.authserver`): consent page, code exchange, rotating refresh tokens;
 * ``/rest/api/3/...`` — a site URL (``https://<name>.atlassian.net``), Basic auth with email and API token; the site
   is chosen by a ``/site/<name>`` path prefix, else by the ``<name>.atlassian.net`` host, else the first site.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import secrets
 import threading
@@ -28,6 +31,7 @@ import httpx
 
 from jira_lab.operations import operation
 from jira_lab.sim import app
+from jira_lab.sim.authserver import AuthServer
 from jira_lab.sim.faults import FaultInjector, Faults
 from jira_lab.sim.limits import RateLimiter, RateLimits
 from jira_lab.sim.model import Site
@@ -47,6 +51,8 @@ class AccessGrant:
     scopes: frozenset[str]
     cloud_ids: tuple[str, ...]
     expires_at: float
+    #: the authorization server's token family (``None``: minted directly by a test)
+    family: str | None = None
 
     def __repr__(self) -> str:  # the token is the dict key; nothing secret is held here
         return f"AccessGrant(account_id={self.account_id!r}, scopes={len(self.scopes)}, cloud_ids={self.cloud_ids})"
@@ -85,10 +91,17 @@ class SimCloud:
         self.public_base = public_base
         self._tokens: dict[str, AccessGrant] = {}
         self._lock = threading.RLock()
+        #: the authorization server: ``cloud.auth.register_app(...)``, ``cloud.auth.auto_consent = "<email>"``
+        self.auth = AuthServer(self)
         self.rate_limiter = RateLimiter(limits, clock) if limits is not None else None
         self.fault_injector = FaultInjector(faults) if faults is not None else None
 
     # -- sites -------------------------------------------------------------------------------------------------
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while a request is answered: hold it to change a site while the cloud is served (see mutations)."""
+        return self._lock
+
     @property
     def default_site(self) -> Site:
         return next(iter(self.sites.values()))
@@ -115,6 +128,7 @@ class SimCloud:
         *,
         sites: Iterable[Site] | None = None,
         expires_in: float = 3600,
+        family: str | None = None,
     ) -> str:
         """A Bearer token for ``account_id`` with exactly ``scopes`` on ``sites`` (default: every site).
 
@@ -127,13 +141,34 @@ class SimCloud:
         token = "sim-at-" + secrets.token_urlsafe(24)
         with self._lock:
             self._tokens[token] = AccessGrant(
-                account_id, frozenset(scopes), tuple(s.cloud_id for s in chosen), self.clock() + expires_in
+                account_id, frozenset(scopes), tuple(s.cloud_id for s in chosen), self.clock() + expires_in, family
             )
         return token
 
     def revoke_access_token(self, token: str) -> None:
         with self._lock:
             self._tokens.pop(token, None)
+
+    def revoke_token_family(self, family: str) -> None:
+        """Revoke every access token minted for ``family`` (a refresh-token breach, a revoked grant)."""
+        with self._lock:
+            for token in [t for t, g in self._tokens.items() if g.family == family]:
+                del self._tokens[token]
+
+    def reshape_token_family(self, family: str, scopes: Iterable[str], sites: Iterable[Site]) -> None:
+        """Give every access token of ``family`` these scopes and sites (a new consent reshapes the whole grant)."""
+        new_scopes, cloud_ids = frozenset(scopes), tuple(s.cloud_id for s in sites)
+        with self._lock:
+            for token, grant in list(self._tokens.items()):
+                if grant.family == family:
+                    self._tokens[token] = dataclasses.replace(grant, scopes=new_scopes, cloud_ids=cloud_ids)
+
+    def cap_access_token(self, token: str, expires_at: float) -> None:
+        """Let ``token`` live until ``expires_at`` at the latest (an old access token's grace after a refresh)."""
+        with self._lock:
+            grant = self._tokens.get(token)
+            if grant is not None and grant.expires_at > expires_at:
+                self._tokens[token] = dataclasses.replace(grant, expires_at=expires_at)
 
     def _grant(self, request: httpx.Request) -> AccessGrant | None:
         header = request.headers.get("authorization", "")
@@ -166,6 +201,8 @@ class SimCloud:
 
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if path in ("/authorize", "/oauth/token"):
+            return self.auth.handle(request)
         if path == "/oauth/token/accessible-resources":
             return self._accessible_resources(request)
         if path.startswith("/ex/jira/"):

@@ -38,10 +38,9 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from jira_lab.sim.auditlog import AuditEvents
 from jira_lab.sim.builder import EPOCH, SiteBuilder, adf
 from jira_lab.sim.model import (
-    AuditChange,
-    AuditItem,
     AuditRecord,
     ChangeItem,
     Holder,
@@ -1011,48 +1010,30 @@ def populate_content(builder: SiteBuilder, plan: ContentPlan, rng: random.Random
 # ------------------------------------------------------------------------------------------------------------------
 # Audit log
 
-#: The user directory Jira names in audit records (the OpenAPI spec's example).
-_DIRECTORY = ("1", "Jira Internal Directory")
-HOLDER_AUDIT_NAMES = {
-    "anyone": "Anyone",
-    "applicationRole": "Application access",
-    "group": "Group",
-    "projectRole": "Project Role",
-    "user": "Single User",
-    "reporter": "Reporter",
-    "assignee": "Current Assignee",
-    "projectLead": "Project Lead",
-    "userCustomField": "User Custom Field Value",
-    "groupCustomField": "Group Custom Field Value",
-}
-GLOBAL_PERMISSION_NAMES = {
-    "ADMINISTER": "Jira Administrators",
-    "USER_PICKER": "Browse Users",
-    "CREATE_SHARED_OBJECTS": "Create Shared Objects",
-    "MANAGE_GROUP_FILTER_SUBSCRIPTIONS": "Manage Group Filter Subscriptions",
-    "BULK_CHANGE": "Bulk Change",
-}
 
-
-def permission_name(key: str) -> str:
-    """The display name of a project permission key, as audit records show it (``Browse Projects``)."""
-    return key.replace("_", " ").title()
-
-
-class AuditTrail:
+class AuditTrail(AuditEvents[float]):
     """Collects audit events at moments (seconds relative to EPOCH) and writes them as records ordered by id.
 
     Names in records are the names *at the moment of the event*: a group renamed later appears under its old name
-    in earlier records, as in Jira, where records are never rewritten.
+    in earlier records, as in Jira, where records are never rewritten. The records themselves are shaped by
+    :class:`~jira_lab.sim.auditlog.AuditEvents`, shared with changes made at run time (:mod:`jira_lab.sim.mutations`).
     """
 
     def __init__(self, builder: SiteBuilder, author: str) -> None:
+        super().__init__(builder.site, author)
         self.b = builder
-        self.site = builder.site
-        self.author = author
         self._events: list[tuple[float, int, AuditRecord]] = []
         #: group id -> (moment of rename, name before it)
         self._renames: dict[str, list[tuple[float, str]]] = {}
+
+    def created_at(self, moment: float) -> datetime:
+        return _moment(moment)
+
+    def emit(self, moment: float, record: AuditRecord) -> None:
+        self._events.append((moment, len(self._events), record))
+
+    def note_rename(self, moment: float, group_id: str, old_name: str) -> None:
+        self._renames.setdefault(group_id, []).append((moment, old_name))
 
     def group_name_at(self, group_id: str, moment: float) -> str:
         name = self.site.groups[group_id].name
@@ -1060,198 +1041,6 @@ class AuditTrail:
             if moment < renamed_at:
                 name = old_name
         return name
-
-    def holder_value(self, holder: Holder, moment: float) -> str:
-        """The holder's value as the admin UI shows it."""
-        site = self.site
-        parameter = holder.parameter
-        if holder.type == "group" and parameter is not None:
-            return self.group_name_at(parameter, moment)
-        if holder.type == "projectRole" and parameter is not None:
-            return site.project_roles[int(parameter)].name
-        if holder.type == "applicationRole":
-            if parameter is None:
-                return "Any logged in user"
-            role = site.application_roles.get(parameter)
-            return role.name if role is not None else parameter
-        if holder.type in ("userCustomField", "groupCustomField") and parameter is not None:
-            return site.custom_fields[parameter].name
-        return parameter or ""
-
-    # -- items -------------------------------------------------------------------------------------------------
-    def user_item(self, account_id: str) -> AuditItem:
-        return AuditItem(account_id, account_id, "USER", *_DIRECTORY)
-
-    def group_item(self, group_id: str, moment: float) -> AuditItem:
-        name = self.group_name_at(group_id, moment)
-        return AuditItem(name, name, "GROUP", *_DIRECTORY)
-
-    def project_item(self, project: Project) -> AuditItem:
-        return AuditItem(str(project.id), project.name, "PROJECT")
-
-    # -- events ------------------------------------------------------------------------------------------------
-    def add(
-        self,
-        moment: float,
-        summary: str,
-        category: str,
-        object_item: AuditItem,
-        changed: Iterable[AuditChange] = (),
-        associated: Iterable[AuditItem] = (),
-        *,
-        author: str | None = None,
-    ) -> None:
-        record = AuditRecord(
-            id=0,
-            summary=summary,
-            category=category,
-            event_source="",
-            created=_moment(moment),
-            author_account_id=author or self.author,
-            object_item=object_item,
-            changed_values=list(changed),
-            associated_items=list(associated),
-        )
-        self._events.append((moment, len(self._events), record))
-
-    def user_created(self, moment: float, account_id: str) -> None:
-        user = self.site.users[account_id]
-        changed = [AuditChange("Display name", None, user.display_name)]
-        if user.email:
-            changed.append(AuditChange("Email", None, user.email))
-        self.add(moment, "User created", "user management", self.user_item(account_id), changed)
-
-    def user_deactivated(self, moment: float, account_id: str) -> None:
-        self.add(
-            moment,
-            "User updated",
-            "user management",
-            self.user_item(account_id),
-            [AuditChange("Active", "Active", "Inactive")],
-        )
-
-    def group_created(self, moment: float, group_id: str) -> None:
-        self.add(moment, "Group created", "group management", self.group_item(group_id, moment))
-
-    def group_renamed(self, moment: float, group_id: str, old_name: str) -> None:
-        """Record a rename that already happened on the site (the group holds the new name)."""
-        self._renames.setdefault(group_id, []).append((moment, old_name))
-        new_name = self.group_name_at(group_id, moment)
-        self.add(
-            moment,
-            "Group renamed",
-            "group management",
-            self.group_item(group_id, moment),
-            [AuditChange("Name", old_name, new_name)],
-        )
-
-    def membership(self, moment: float, group_id: str, account_id: str, *, added: bool) -> None:
-        self.add(
-            moment,
-            "User added to group" if added else "User removed from group",
-            "group management",
-            self.group_item(group_id, moment),
-            associated=[self.user_item(account_id)],
-        )
-
-    def project_created(self, moment: float, project: Project) -> None:
-        self.add(
-            moment,
-            "Project created",
-            "projects",
-            self.project_item(project),
-            [
-                AuditChange("Name", None, project.name),
-                AuditChange("Key", None, project.key),
-                AuditChange("Project lead", None, project.lead_account_id),
-            ],
-        )
-
-    def role_actors(
-        self,
-        moment: float,
-        project: Project,
-        role_id: int,
-        *,
-        users: tuple[Iterable[str], Iterable[str]] | None = None,
-        groups: tuple[Iterable[str], Iterable[str]] | None = None,
-    ) -> None:
-        """``Project roles changed``: actor lists before and after (account ids; group names at the moment)."""
-        role = self.site.project_roles[role_id]
-        changed = []
-        if users is not None:
-            before, after = (", ".join(sorted(ids)) for ids in users)
-            changed.append(AuditChange("Users", before or None, after))
-        if groups is not None:
-            before, after = (", ".join(sorted(self.group_name_at(g, moment) for g in ids)) for ids in groups)
-            changed.append(AuditChange("Groups", before or None, after))
-        self.add(
-            moment,
-            "Project roles changed",
-            "projects",
-            AuditItem(str(role.id), role.name, "PROJECT_ROLE"),
-            changed,
-            [self.project_item(project)],
-        )
-
-    def scheme_created(self, moment: float, scheme_id: int) -> None:
-        scheme = self.site.permission_schemes[scheme_id]
-        self.add(
-            moment,
-            "Permission scheme created",
-            "permissions",
-            AuditItem(str(scheme.id), scheme.name, "SCHEME"),
-            [AuditChange("Name", None, scheme.name)],
-        )
-
-    def grant(self, moment: float, scheme_id: int, permission: str, holder: Holder, *, added: bool) -> None:
-        """``Permission scheme updated``: a grant added (values in ``changedTo``) or removed (in ``changedFrom``)."""
-        scheme = self.site.permission_schemes[scheme_id]
-        values = (permission_name(permission), HOLDER_AUDIT_NAMES[holder.type], self.holder_value(holder, moment))
-        changed = [
-            AuditChange(name, "" if added else value, value if added else "")
-            for name, value in zip(("Permission", "Type", "Value"), values, strict=True)
-        ]
-        self.add(
-            moment,
-            "Permission scheme updated",
-            "permissions",
-            AuditItem(str(scheme.id), scheme.name, "SCHEME"),
-            changed,
-        )
-
-    def global_permission(self, moment: float, permission: str, group_id: str, *, added: bool) -> None:
-        values = (GLOBAL_PERMISSION_NAMES[permission], self.group_name_at(group_id, moment))
-        changed = [
-            AuditChange(name, "" if added else value, value if added else "")
-            for name, value in zip(("Permission", "Group"), values, strict=True)
-        ]
-        self.add(
-            moment,
-            "Global permission added" if added else "Global permission deleted",
-            "permissions",
-            AuditItem("Global Permissions", "Global Permissions", "PERMISSIONS"),
-            changed,
-        )
-
-    def level_member(self, moment: float, level_id: int, holder: Holder, *, added: bool) -> None:
-        """``Issue security scheme updated``: a level member added or removed (same shape as a grant change)."""
-        found = self.site.security_level(level_id)
-        assert found is not None
-        scheme, level = found
-        values = (level.name, HOLDER_AUDIT_NAMES[holder.type], self.holder_value(holder, moment))
-        changed = [
-            AuditChange(name, "" if added else value, value if added else "")
-            for name, value in zip(("Security level", "Type", "Value"), values, strict=True)
-        ]
-        self.add(
-            moment,
-            "Issue security scheme updated",
-            "permissions",
-            AuditItem(str(scheme.id), scheme.name, "SCHEME"),
-            changed,
-            [AuditItem(str(level.id), level.name, "SECURITY_LEVEL", str(scheme.id), scheme.name)],
-        )
 
     def finish(self) -> None:
         """Write the records, ordered by moment, with ids growing in that order."""

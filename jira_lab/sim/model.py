@@ -358,6 +358,8 @@ class Site:
     _issue_ids_by_key: dict[str, int] = field(default_factory=dict, repr=False)
     _comments: dict[int, Comment] = field(default_factory=dict, repr=False)
     _worklogs: dict[int, Worklog] = field(default_factory=dict, repr=False)
+    #: id kind -> highest id handed out at run time (jira_lab.sim.mutations), so a deleted entity's id is never reused
+    _highest_ids: dict[str, int] = field(default_factory=dict, repr=False)
 
     # -- building ---------------------------------------------------------------------------------------------
     def add_issue(self, issue: Issue) -> Issue:
@@ -383,6 +385,23 @@ class Site:
         worklog = self._worklogs.pop(worklog_id)
         self.issues[worklog.issue_id].worklogs.remove(worklog)
         self.deleted_worklogs.append(DeletedWorklog(worklog.id, worklog.issue_id, when, worklog.visibility))
+
+    def delete_comment(self, comment_id: int) -> Comment:
+        comment = self._comments.pop(comment_id)
+        self.issues[comment.issue_id].comments.remove(comment)
+        return comment
+
+    def delete_issue(self, issue_id: int, when: datetime, *, record_worklogs: bool = True) -> Issue:
+        """Remove an issue with its comments and worklogs; ``record_worklogs`` lists its worklogs as deleted."""
+        issue = self.issues.pop(issue_id)
+        self._issue_ids_by_key.pop(issue.key.upper(), None)
+        for comment in issue.comments:
+            self._comments.pop(comment.id, None)
+        for worklog in issue.worklogs:
+            self._worklogs.pop(worklog.id, None)
+            if record_worklogs:
+                self.deleted_worklogs.append(DeletedWorklog(worklog.id, issue.id, when, worklog.visibility))
+        return issue
 
     # -- lookups shared by the engine, the API and the generator -------------------------------------------
     def project_by_key(self, key: str) -> Project | None:

@@ -82,6 +82,10 @@ class Call:
             values.extend(part.strip() for part in raw.split(",") if part.strip())
         return values
 
+    def expansions(self) -> set[str]:
+        """The ``expand`` values of the request (repeated or comma-separated)."""
+        return set(self.query_list("expand"))
+
     def query_int(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
         raw = self.query(name)
         if raw is None or raw == "":

@@ -7,14 +7,21 @@
 
 One uvicorn server answers for all three Atlassian hosts (site URL, API gateway, authorization server): their paths
 do not overlap, so a client only needs its base URLs pointed at :attr:`SimURLs.base`.
+
+``serve(cloud, latency=0.05)`` (or a seeded, jittered :class:`Latency`) makes every request wait as it would on its
+way to a remote Jira: the wait is an ``await`` before the request reaches the cloud, outside the cloud's lock, so
+concurrent requests wait at the same time, as on a real network, and a client with many requests in flight pays the
+latency about once rather than once per request. In process (:meth:`SimCloud.transport`) nothing waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import random
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +36,57 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 
 
-class ASGIAdapter:
-    """The ASGI face of a :class:`SimCloud`: each request becomes an :class:`httpx.Request` for ``cloud.handle``."""
+Sleep = Callable[[float], Awaitable[None]]
 
-    def __init__(self, cloud: SimCloud) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """The time each request takes to reach the simulated Jira: ``seconds``, give or take up to ``jitter``.
+
+    With jitter, the delays are drawn from a generator seeded with ``seed``, in the order requests arrive, so a run
+    with the same requests in the same order waits the same way.
+    """
+
+    seconds: float
+    jitter: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.seconds < 0 or self.jitter < 0:
+            raise ValueError(f"latency and jitter must not be negative (got {self.seconds} s ± {self.jitter} s)")
+        if self.jitter > self.seconds:
+            raise ValueError(f"jitter ({self.jitter} s) must not exceed the latency ({self.seconds} s)")
+
+    def delays(self) -> Iterator[float]:
+        """The delays of successive requests."""
+        rng = random.Random(self.seed)
+        while True:
+            yield self.seconds + (rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
+
+
+def as_latency(latency: Latency | float | None) -> Latency | None:
+    """A latency given as seconds, as a :class:`Latency`; ``None`` and 0 mean none."""
+    if isinstance(latency, int | float):
+        latency = Latency(float(latency))
+    return latency if latency is not None and latency.seconds > 0 else None
+
+
+class ASGIAdapter:
+    """The ASGI face of a :class:`SimCloud`: each request becomes an :class:`httpx.Request` for ``cloud.handle``.
+
+    Args:
+        cloud: the cloud that answers.
+        latency: how long each request waits before the cloud sees it (seconds or a :class:`Latency`).
+        sleep: how to wait; tests inject one that records the waits.
+    """
+
+    def __init__(
+        self, cloud: SimCloud, *, latency: Latency | float | None = None, sleep: Sleep = asyncio.sleep
+    ) -> None:
         self.cloud = cloud
+        self.latency = as_latency(latency)
+        self._delays = self.latency.delays() if self.latency is not None else None
+        self._sleep = sleep
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":  # lifespan is switched off; websockets are not part of Jira's API
@@ -50,6 +103,9 @@ class ASGIAdapter:
         if scope["query_string"]:
             url += "?" + scope["query_string"].decode("latin-1")
         request = httpx.Request(scope["method"], url, headers=scope["headers"], content=bytes(body))
+        if self._delays is not None:
+            # awaited before cloud.handle takes the cloud's lock, so concurrent requests wait together
+            await self._sleep(next(self._delays))
         # faults injected in process (resets, cut bodies) become real ones on the wire
         await answer_asgi(self.cloud.handle, request, send)
 
@@ -108,13 +164,27 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 @contextlib.contextmanager
-def serve(cloud: SimCloud, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0) -> Iterator[SimURLs]:
-    """Serve ``cloud`` on ``host:port`` until the block ends; ``self`` links and site URLs point at the server."""
+def serve(
+    cloud: SimCloud,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    timeout: float = 10.0,
+    latency: Latency | float | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> Iterator[SimURLs]:
+    """Serve ``cloud`` on ``host:port`` until the block ends; ``self`` links and site URLs point at the server.
+
+    Args:
+        latency: added to every request (seconds, or a seeded, jittered :class:`Latency`); default none.
+        sleep: how the server waits out the latency (tests inject a recording one).
+    """
     if host not in {"127.0.0.1", "localhost", "::1"}:
         raise ValueError("the simulated cloud is served on loopback only")
+    adapter = ASGIAdapter(cloud, latency=latency, sleep=sleep)
     sock = bind(host, port)
     base = f"http://{host}:{sock.getsockname()[1]}"
-    config = uvicorn.Config(ASGIAdapter(cloud), lifespan="off", access_log=False, log_level="warning")
+    config = uvicorn.Config(adapter, lifespan="off", access_log=False, log_level="warning")
     server = _Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="jira-lab-sim", daemon=True)
     previous_base, cloud.public_base = cloud.public_base, base

@@ -18,13 +18,13 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from jira_lab.sim.api.admin_only import require_admin
 from jira_lab.sim.model import AuditItem, AuditRecord
 from jira_lab.sim.render import jira_time
 from jira_lab.sim.routing import Call, JiraError, route
 
 #: The default and largest ``limit``.
 MAX_RECORDS = 1000
-ADMIN_REQUIRED = "You are not authorized to perform this action. Administrator privileges are required."
 
 _OFFSET_WITHOUT_COLON = re.compile(r"([+-]\d{2})(\d{2})$")
 
@@ -118,8 +118,7 @@ def audit_record_json(record: AuditRecord) -> dict[str, Any]:
 @route("GET", "/rest/api/3/auditing/record")
 def get_audit_records(call: Call) -> dict[str, Any]:
     """``getAuditRecords``: ``AuditRecords`` newest first; 403 unless the caller holds *Administer Jira*."""
-    if not call.engine.is_admin(call.caller):
-        raise JiraError(403, ADMIN_REQUIRED)
+    require_admin(call)
     offset = call.query_int("offset", 0, minimum=0)
     limit = call.query_int("limit", MAX_RECORDS, minimum=0, maximum=MAX_RECORDS)
     start, end = _optional_time(call, "from"), _optional_time(call, "to")

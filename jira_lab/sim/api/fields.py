@@ -219,7 +219,7 @@ def get_fields_paginated(call: Call) -> dict[str, Any]:
     """``getFieldsPaginated``: a page of the fields the filters keep."""
     _require_jira_access(call)
     found = _searched_fields(call)
-    expand = set(call.query_list("expand"))
+    expand = call.expansions()
     start_at = call.query_int("startAt", 0, minimum=0)
     max_results = call.query_int("maxResults", 50, minimum=0)
     return page_bean(call, found, lambda f: _field_json(call, f, expand), start_at=start_at, max_results=max_results)

@@ -24,18 +24,18 @@ errors, which the simulator does not produce).
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from jira_lab.sim.api.fields import status_json
-from jira_lab.sim.api.projects import STANDARD_ISSUE_TYPES, IssueType, issue_type_json, project_avatar_urls
+from jira_lab.sim.api.issue_items import ISSUE_NOT_FOUND, visible_items
+from jira_lab.sim.api.projects import issue_type_json, issue_type_named, project_avatar_urls
+from jira_lab.sim.api.security import level_json
 from jira_lab.sim.model import ChangelogHistory, Issue, Project, Site
 from jira_lab.sim.render import comment_json, jira_time, user_details, worklog_json
 from jira_lab.sim.routing import Call, JiraError, route
 
-ISSUE_NOT_FOUND = "Issue does not exist or you do not have permission to see it."
 #: ``issue/bulkfetch`` takes at most this many ids and keys.
 MAX_BULK_ISSUES = 100
 #: What ``IssueBean.expand`` lists before anything is expanded (as Jira sends it).
@@ -124,14 +124,6 @@ def resolve_fields(site: Site, requested: Iterable[str], default: str) -> FieldS
 
 
 # -- shapes shared with other endpoints ------------------------------------------------------------------------
-# Statuses come from api/fields.py and issue types from api/projects.py, so an issue's ids match GET /status and the
-# project's issue types.
-def issue_type_named(name: str) -> IssueType:
-    """The issue type called ``name``: a standard one, else the stable made-up id ``project_issue_types`` gives it."""
-    standard = STANDARD_ISSUE_TYPES.get(name)
-    return standard if standard is not None else IssueType(20000 + zlib.crc32(name.encode()) % 10000, name, "")
-
-
 def project_ref_json(call: Call, project: Project) -> dict[str, Any]:
     """The short project shape embedded in an issue's ``project`` field."""
     return {
@@ -203,8 +195,7 @@ class IssueView:
 
 
 def _embedded_comments(call: Call, issue: Issue, view: IssueView) -> dict[str, Any]:
-    visible = [c for c in issue.comments if call.engine.can_see_item(call.caller, issue, c.visibility)]
-    visible.sort(key=lambda c: (c.created, c.id))
+    visible = visible_items(call, issue, issue.comments)
     shown = visible if view.comment_limit is None else visible[: view.comment_limit]
     return {
         "comments": [comment_json(call, c) for c in shown],
@@ -216,8 +207,7 @@ def _embedded_comments(call: Call, issue: Issue, view: IssueView) -> dict[str, A
 
 
 def _embedded_worklogs(call: Call, issue: Issue, view: IssueView) -> dict[str, Any]:
-    visible = [w for w in issue.worklogs if call.engine.can_see_item(call.caller, issue, w.visibility)]
-    visible.sort(key=lambda w: (w.created, w.id))
+    visible = visible_items(call, issue, issue.worklogs)
     shown = visible if view.worklog_limit is None else visible[: view.worklog_limit]
     return {
         "startAt": 0,
@@ -246,12 +236,7 @@ def _security(call: Call, issue: Issue) -> dict[str, Any] | None:
     if found is None:
         return None
     _, level = found
-    return {
-        "self": call.self_url(f"/rest/api/3/securitylevel/{level.id}"),
-        "id": str(level.id),
-        "name": level.name,
-        "description": level.description,
-    }
+    return level_json(call, level)
 
 
 def _group_ref(call: Call, group_id: str) -> dict[str, Any]:
@@ -277,6 +262,8 @@ def custom_field_value(call: Call, issue: Issue, field_id: str) -> Any:
 
 _FieldRenderer = Callable[[Call, Issue, IssueView], Any]
 
+# Statuses come from api/fields.py and issue types from api/projects.py, so an issue's ids match GET /status and the
+# project's issue types.
 _SYSTEM_RENDERERS: dict[str, _FieldRenderer] = {
     "summary": lambda call, issue, view: issue.summary,
     "issuetype": lambda call, issue, view: issue_type_json(call, issue_type_named(issue.issue_type)),
@@ -355,7 +342,7 @@ def get_issue(call: Call) -> dict[str, Any]:
     """``getIssue``: one issue, all fields by default; 404 alike for hidden and missing issues."""
     issue = visible_issue(call)
     selection = resolve_fields(call.site, call.query_list("fields"), "*all")
-    return issue_json(call, issue, selection, _view(GET_ISSUE_VIEW, expand_values(call.query_list("expand"))))
+    return issue_json(call, issue, selection, _view(GET_ISSUE_VIEW, call.expansions()))
 
 
 def _bulk_references(body: Any) -> list[str]:

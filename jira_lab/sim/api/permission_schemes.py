@@ -55,11 +55,6 @@ NO_JIRA_ACCESS = "You do not have permission to access Jira."
 PROJECT_NOT_ADMINISTERED = "You cannot view the configuration of this project."
 
 
-def expansions(call: Call) -> set[str]:
-    """The comma-separated ``expand`` values of the request."""
-    return set(call.query_list("expand"))
-
-
 def _holder_sub_object(call: Call, holder: Holder) -> dict[str, Any] | None:
     """``holder.user|group|projectRole|field`` as Jira expands it; ``None`` if what it names no longer exists."""
     parameter = holder.parameter
@@ -154,21 +149,21 @@ def _scheme_from_path(call: Call) -> PermissionScheme:
 def get_all_permission_schemes(call: Call) -> dict[str, Any]:
     """``getAllPermissionSchemes``: every scheme, with its grants when ``expand`` has any value."""
     _require_jira_access(call, 403, NO_JIRA_ACCESS)
-    expand = expansions(call)
+    expand = call.expansions()
     return {"permissionSchemes": [scheme_json(call, s, expand) for s in call.site.permission_schemes.values()]}
 
 
 @route("GET", "/rest/api/3/permissionscheme/{schemeId}")
 def get_permission_scheme(call: Call) -> dict[str, Any]:
     """``getPermissionScheme``: one scheme, with its grants when ``expand`` has any value."""
-    return scheme_json(call, _scheme_from_path(call), expansions(call))
+    return scheme_json(call, _scheme_from_path(call), call.expansions())
 
 
 @route("GET", "/rest/api/3/permissionscheme/{schemeId}/permission")
 def get_permission_scheme_grants(call: Call) -> dict[str, Any]:
     """``getPermissionSchemeGrants``: the scheme's grants, always; ``expand`` adds the holders' sub-objects."""
     scheme = _scheme_from_path(call)
-    expand = expansions(call)
+    expand = call.expansions()
     return {"permissions": [grant_json(call, scheme, g, expand) for g in scheme.grants], "expand": GRANT_EXPANDS}
 
 
@@ -178,4 +173,4 @@ def get_assigned_permission_scheme(call: Call) -> dict[str, Any]:
     project = viewable_project(call, call.path_params["projectKeyOrId"])
     if not call.engine.can_administer_project(call.caller, project):
         raise JiraError(403, PROJECT_NOT_ADMINISTERED)
-    return scheme_json(call, call.site.permission_schemes[project.permission_scheme_id], expansions(call))
+    return scheme_json(call, call.site.permission_schemes[project.permission_scheme_id], call.expansions())

@@ -25,6 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from jira_lab.sim.api.admin_only import require_admin
+from jira_lab.sim.api.comments import COMMENT_NOT_FOUND
+from jira_lab.sim.api.issue_items import ISSUE_NOT_FOUND
 from jira_lab.sim.model import ApplicationRole, Issue, Project
 from jira_lab.sim.routing import Call, JiraError, route
 
@@ -44,234 +47,144 @@ class PermissionInfo:
     type: PermissionType
 
 
-def _info(key: str, id_: str, name: str, description: str, kind: PermissionType) -> tuple[str, PermissionInfo]:
-    return key, PermissionInfo(key, id_, name, description, kind)
+def _catalogue(kind: PermissionType, entries: dict[str, tuple[str, str, str]]) -> dict[str, PermissionInfo]:
+    """Catalogue entries of one type from ``key: (id, name, description)``."""
+    return {key: PermissionInfo(key, id_, name, description, kind) for key, (id_, name, description) in entries.items()}
 
+
+# Names, ids and descriptions are those Jira's REST API reports (the spec's examples quote "Edit Issues" / "Ability to
+# edit issues." and "Bulk Change" / "Ability to modify a collection of issues at once. ..."); the few keys newer than
+# that text carry descriptions in the same voice.
+_GLOBAL_ENTRIES = {
+    "ADMINISTER": (
+        "0",
+        "Jira Administrators",
+        "Ability to perform most administration functions (excluding Import & Export, SMTP Configuration, etc.).",
+    ),
+    "USER_PICKER": (
+        "27",
+        "Browse Users",
+        "Ability to select a user or group from a popup window as well as the ability to use the 'share' issues "
+        "feature. Users with this permission will also be able to see names of all users and groups in the system.",
+    ),
+    "CREATE_SHARED_OBJECTS": (
+        "22",
+        "Create Shared Objects",
+        "Ability to share dashboards and filters with other users, groups and roles.",
+    ),
+    "MANAGE_GROUP_FILTER_SUBSCRIPTIONS": (
+        "24",
+        "Manage Group Filter Subscriptions",
+        "Ability to manage (create and delete) group filter subscriptions.",
+    ),
+    "BULK_CHANGE": (
+        "33",
+        "Bulk Change",
+        "Ability to modify a collection of issues at once. For example, resolve multiple issues in one step.",
+    ),
+}
+_PROJECT_ENTRIES = {
+    "ADMINISTER_PROJECTS": ("23", "Administer Projects", "Ability to administer a project in Jira."),
+    "EDIT_WORKFLOW": ("-1", "Edit Workflows", "Ability to edit the workflows of a project."),
+    "EDIT_ISSUE_LAYOUT": ("-1", "Edit Issue Layout", "Ability to edit the issue layout of a project."),
+    "BROWSE_PROJECTS": ("10", "Browse Projects", "Ability to browse projects and the issues within them."),
+    "MANAGE_SPRINTS_PERMISSION": ("-1", "Manage Sprints", "Ability to manage sprints."),
+    "SERVICEDESK_AGENT": (
+        "-1",
+        "Service Desk Agent",
+        "Ability to work on requests and interact with customers in a service project.",
+    ),
+    "VIEW_DEV_TOOLS": (
+        "29",
+        "View Development Tools",
+        "Allows users in a software project to view development-related information on the issue, such as "
+        "commits, reviews and build information.",
+    ),
+    "VIEW_READONLY_WORKFLOW": (
+        "45",
+        "View Read-Only Workflow",
+        "Users with this permission may view a read-only version of a workflow.",
+    ),
+    "ASSIGNABLE_USER": ("17", "Assignable User", "Users with this permission may be assigned to issues."),
+    "ASSIGN_ISSUES": ("13", "Assign Issues", "Ability to assign issues to other people."),
+    "CLOSE_ISSUES": (
+        "18",
+        "Close Issues",
+        "Ability to close issues. Often useful where your developers resolve issues, and a QA department closes them.",
+    ),
+    "CREATE_ISSUES": ("11", "Create Issues", "Ability to create issues."),
+    "DELETE_ISSUES": ("16", "Delete Issues", "Ability to delete issues."),
+    "EDIT_ISSUES": ("12", "Edit Issues", "Ability to edit issues."),
+    "LINK_ISSUES": (
+        "21",
+        "Link Issues",
+        "Ability to link issues together and create linked issues. Only useful if issue linking is turned on.",
+    ),
+    "MODIFY_REPORTER": ("30", "Modify Reporter", "Ability to modify the reporter when creating or editing an issue."),
+    "MOVE_ISSUES": (
+        "25",
+        "Move Issues",
+        "Ability to move issues between projects or between workflows of the same project (if applicable). Note "
+        "the user can only move issues to a project he or she has the create permission for.",
+    ),
+    "RESOLVE_ISSUES": (
+        "14",
+        "Resolve Issues",
+        "Ability to resolve and reopen issues. This includes the ability to set a fix version.",
+    ),
+    "SCHEDULE_ISSUES": ("28", "Schedule Issues", "Ability to view or edit an issue's due date."),
+    "SET_ISSUE_SECURITY": (
+        "26",
+        "Set Issue Security",
+        "Ability to set the level of security on an issue so that only people in that security level can see "
+        "the issue.",
+    ),
+    "TRANSITION_ISSUES": ("46", "Transition Issues", "Ability to transition issues."),
+    "MANAGE_WATCHERS": ("32", "Manage Watchers", "Ability to manage the watchers of an issue."),
+    "VIEW_VOTERS_AND_WATCHERS": (
+        "31",
+        "View Voters and Watchers",
+        "Ability to view the voters and watchers of an issue.",
+    ),
+    "ADD_COMMENTS": ("15", "Add Comments", "Ability to comment on issues."),
+    "DELETE_ALL_COMMENTS": ("36", "Delete All Comments", "Ability to delete all comments made on issues."),
+    "DELETE_OWN_COMMENTS": ("37", "Delete Own Comments", "Ability to delete own comments made on issues."),
+    "EDIT_ALL_COMMENTS": ("34", "Edit All Comments", "Ability to edit all comments made on issues."),
+    "EDIT_OWN_COMMENTS": ("35", "Edit Own Comments", "Ability to edit own comments made on issues."),
+    "CREATE_ATTACHMENTS": ("19", "Create Attachments", "Users with this permission may create attachments."),
+    "DELETE_ALL_ATTACHMENTS": (
+        "38",
+        "Delete All Attachments",
+        "Users with this permission may delete all attachments.",
+    ),
+    "DELETE_OWN_ATTACHMENTS": (
+        "39",
+        "Delete Own Attachments",
+        "Users with this permission may delete own attachments.",
+    ),
+    "DELETE_ALL_WORKLOGS": ("43", "Delete All Worklogs", "Ability to delete all worklogs made on issues."),
+    "DELETE_OWN_WORKLOGS": ("42", "Delete Own Worklogs", "Ability to delete own worklogs made on issues."),
+    "EDIT_ALL_WORKLOGS": ("41", "Edit All Worklogs", "Ability to edit all worklogs made on issues."),
+    "EDIT_OWN_WORKLOGS": ("40", "Edit Own Worklogs", "Ability to edit own worklogs made on issues."),
+    "WORK_ON_ISSUES": (
+        "20",
+        "Work On Issues",
+        "Ability to log work done against an issue. Only useful if Time Tracking is turned on.",
+    ),
+}
 
 #: The permission catalogue: every key of :data:`~jira_lab.sim.model.GLOBAL_PERMISSIONS` and
-#: :data:`~jira_lab.sim.model.PROJECT_PERMISSIONS`. Names, ids and descriptions are those Jira's REST API reports
-#: (the spec's examples quote "Edit Issues" / "Ability to edit issues." and "Bulk Change" / "Ability to modify a
-#: collection of issues at once. ..."); the few keys newer than that text carry descriptions in the same voice.
-PERMISSIONS: dict[str, PermissionInfo] = dict(
-    [
-        _info(
-            "ADMINISTER",
-            "0",
-            "Jira Administrators",
-            "Ability to perform most administration functions (excluding Import & Export, SMTP Configuration, etc.).",
-            "GLOBAL",
-        ),
-        _info(
-            "USER_PICKER",
-            "27",
-            "Browse Users",
-            "Ability to select a user or group from a popup window as well as the ability to use the 'share' issues "
-            "feature. Users with this permission will also be able to see names of all users and groups in the system.",
-            "GLOBAL",
-        ),
-        _info(
-            "CREATE_SHARED_OBJECTS",
-            "22",
-            "Create Shared Objects",
-            "Ability to share dashboards and filters with other users, groups and roles.",
-            "GLOBAL",
-        ),
-        _info(
-            "MANAGE_GROUP_FILTER_SUBSCRIPTIONS",
-            "24",
-            "Manage Group Filter Subscriptions",
-            "Ability to manage (create and delete) group filter subscriptions.",
-            "GLOBAL",
-        ),
-        _info(
-            "BULK_CHANGE",
-            "33",
-            "Bulk Change",
-            "Ability to modify a collection of issues at once. For example, resolve multiple issues in one step.",
-            "GLOBAL",
-        ),
-        _info(
-            "ADMINISTER_PROJECTS", "23", "Administer Projects", "Ability to administer a project in Jira.", "PROJECT"
-        ),
-        _info("EDIT_WORKFLOW", "-1", "Edit Workflows", "Ability to edit the workflows of a project.", "PROJECT"),
-        _info(
-            "EDIT_ISSUE_LAYOUT", "-1", "Edit Issue Layout", "Ability to edit the issue layout of a project.", "PROJECT"
-        ),
-        _info(
-            "BROWSE_PROJECTS",
-            "10",
-            "Browse Projects",
-            "Ability to browse projects and the issues within them.",
-            "PROJECT",
-        ),
-        _info("MANAGE_SPRINTS_PERMISSION", "-1", "Manage Sprints", "Ability to manage sprints.", "PROJECT"),
-        _info(
-            "SERVICEDESK_AGENT",
-            "-1",
-            "Service Desk Agent",
-            "Ability to work on requests and interact with customers in a service project.",
-            "PROJECT",
-        ),
-        _info(
-            "VIEW_DEV_TOOLS",
-            "29",
-            "View Development Tools",
-            "Allows users in a software project to view development-related information on the issue, such as "
-            "commits, reviews and build information.",
-            "PROJECT",
-        ),
-        _info(
-            "VIEW_READONLY_WORKFLOW",
-            "45",
-            "View Read-Only Workflow",
-            "Users with this permission may view a read-only version of a workflow.",
-            "PROJECT",
-        ),
-        _info(
-            "ASSIGNABLE_USER",
-            "17",
-            "Assignable User",
-            "Users with this permission may be assigned to issues.",
-            "PROJECT",
-        ),
-        _info("ASSIGN_ISSUES", "13", "Assign Issues", "Ability to assign issues to other people.", "PROJECT"),
-        _info(
-            "CLOSE_ISSUES",
-            "18",
-            "Close Issues",
-            "Ability to close issues. Often useful where your developers resolve issues, and a QA department closes "
-            "them.",
-            "PROJECT",
-        ),
-        _info("CREATE_ISSUES", "11", "Create Issues", "Ability to create issues.", "PROJECT"),
-        _info("DELETE_ISSUES", "16", "Delete Issues", "Ability to delete issues.", "PROJECT"),
-        _info("EDIT_ISSUES", "12", "Edit Issues", "Ability to edit issues.", "PROJECT"),
-        _info(
-            "LINK_ISSUES",
-            "21",
-            "Link Issues",
-            "Ability to link issues together and create linked issues. Only useful if issue linking is turned on.",
-            "PROJECT",
-        ),
-        _info(
-            "MODIFY_REPORTER",
-            "30",
-            "Modify Reporter",
-            "Ability to modify the reporter when creating or editing an issue.",
-            "PROJECT",
-        ),
-        _info(
-            "MOVE_ISSUES",
-            "25",
-            "Move Issues",
-            "Ability to move issues between projects or between workflows of the same project (if applicable). Note "
-            "the user can only move issues to a project he or she has the create permission for.",
-            "PROJECT",
-        ),
-        _info(
-            "RESOLVE_ISSUES",
-            "14",
-            "Resolve Issues",
-            "Ability to resolve and reopen issues. This includes the ability to set a fix version.",
-            "PROJECT",
-        ),
-        _info("SCHEDULE_ISSUES", "28", "Schedule Issues", "Ability to view or edit an issue's due date.", "PROJECT"),
-        _info(
-            "SET_ISSUE_SECURITY",
-            "26",
-            "Set Issue Security",
-            "Ability to set the level of security on an issue so that only people in that security level can see "
-            "the issue.",
-            "PROJECT",
-        ),
-        _info("TRANSITION_ISSUES", "46", "Transition Issues", "Ability to transition issues.", "PROJECT"),
-        _info("MANAGE_WATCHERS", "32", "Manage Watchers", "Ability to manage the watchers of an issue.", "PROJECT"),
-        _info(
-            "VIEW_VOTERS_AND_WATCHERS",
-            "31",
-            "View Voters and Watchers",
-            "Ability to view the voters and watchers of an issue.",
-            "PROJECT",
-        ),
-        _info("ADD_COMMENTS", "15", "Add Comments", "Ability to comment on issues.", "PROJECT"),
-        _info(
-            "DELETE_ALL_COMMENTS",
-            "36",
-            "Delete All Comments",
-            "Ability to delete all comments made on issues.",
-            "PROJECT",
-        ),
-        _info(
-            "DELETE_OWN_COMMENTS",
-            "37",
-            "Delete Own Comments",
-            "Ability to delete own comments made on issues.",
-            "PROJECT",
-        ),
-        _info(
-            "EDIT_ALL_COMMENTS", "34", "Edit All Comments", "Ability to edit all comments made on issues.", "PROJECT"
-        ),
-        _info(
-            "EDIT_OWN_COMMENTS", "35", "Edit Own Comments", "Ability to edit own comments made on issues.", "PROJECT"
-        ),
-        _info(
-            "CREATE_ATTACHMENTS",
-            "19",
-            "Create Attachments",
-            "Users with this permission may create attachments.",
-            "PROJECT",
-        ),
-        _info(
-            "DELETE_ALL_ATTACHMENTS",
-            "38",
-            "Delete All Attachments",
-            "Users with this permission may delete all attachments.",
-            "PROJECT",
-        ),
-        _info(
-            "DELETE_OWN_ATTACHMENTS",
-            "39",
-            "Delete Own Attachments",
-            "Users with this permission may delete own attachments.",
-            "PROJECT",
-        ),
-        _info(
-            "DELETE_ALL_WORKLOGS",
-            "43",
-            "Delete All Worklogs",
-            "Ability to delete all worklogs made on issues.",
-            "PROJECT",
-        ),
-        _info(
-            "DELETE_OWN_WORKLOGS",
-            "42",
-            "Delete Own Worklogs",
-            "Ability to delete own worklogs made on issues.",
-            "PROJECT",
-        ),
-        _info(
-            "EDIT_ALL_WORKLOGS", "41", "Edit All Worklogs", "Ability to edit all worklogs made on issues.", "PROJECT"
-        ),
-        _info(
-            "EDIT_OWN_WORKLOGS", "40", "Edit Own Worklogs", "Ability to edit own worklogs made on issues.", "PROJECT"
-        ),
-        _info(
-            "WORK_ON_ISSUES",
-            "20",
-            "Work On Issues",
-            "Ability to log work done against an issue. Only useful if Time Tracking is turned on.",
-            "PROJECT",
-        ),
-    ]
-)
+#: :data:`~jira_lab.sim.model.PROJECT_PERMISSIONS`, the global ones first.
+PERMISSIONS: dict[str, PermissionInfo] = {
+    **_catalogue("GLOBAL", _GLOBAL_ENTRIES),
+    **_catalogue("PROJECT", _PROJECT_ENTRIES),
+}
 
 #: ``permissions/check`` accepts at most this many (valid) project ids, and as many issue ids.
 MAX_CHECKED_IDS = 1000
 
 PERMISSIONS_REQUIRED = "The 'permissions' query parameter is required."
 ADMIN_ONLY_CHECK = "Only Jira administrators can perform this operation."
-ADMIN_REQUIRED = "You are not authorized to perform this action. Administrator privileges are required."
-ISSUE_NOT_FOUND = "Issue does not exist or you do not have permission to see it."
 UNRECOGNIZED = "Unrecognized permission"
 
 
@@ -298,16 +211,18 @@ def _project_from_query(call: Call) -> Project | None:
     project_id = call.query("projectId")
     if project_id:
         project = call.site.projects.get(int(project_id)) if project_id.isdigit() else None
-        if project is None or not call.engine.can_view_project(call.caller, project):
-            raise JiraError(404, f"No project could be found with id '{project_id}'.")
-        return project
+        return _viewable(call, project, f"id '{project_id}'")
     project_key = call.query("projectKey")
     if project_key:
-        project = call.site.project_by_key(project_key)
-        if project is None or not call.engine.can_view_project(call.caller, project):
-            raise JiraError(404, f"No project could be found with key '{project_key}'.")
-        return project
+        return _viewable(call, call.site.project_by_key(project_key), f"key '{project_key}'")
     return None
+
+
+def _viewable(call: Call, project: Project | None, asked_for: str) -> Project:
+    """``project`` if the caller may view it; otherwise Jira's 404 for the id or key ``asked_for``."""
+    if project is None or not call.engine.can_view_project(call.caller, project):
+        raise JiraError(404, f"No project could be found with {asked_for}.")
+    return project
 
 
 def _issue_from_query(call: Call) -> Issue | None:
@@ -346,7 +261,7 @@ def _comment_answer(call: Call, comment_id: str, keys: list[str]) -> dict[str, A
         raise JiraError(400, "Only the BROWSE_PROJECTS permission is supported when a commentId is provided.")
     comment = call.site.comment(int(comment_id)) if comment_id.isdigit() else None
     if comment is None:
-        raise JiraError(404, f"Can not find a comment for the id: {comment_id}.")
+        raise JiraError(404, COMMENT_NOT_FOUND.format(id=comment_id))
     issue = call.site.issues[comment.issue_id]
     if not call.engine.can_browse_issue(call.caller, issue):
         raise JiraError(404, ISSUE_NOT_FOUND)
@@ -541,22 +456,17 @@ def application_role_json(call: Call, role: ApplicationRole) -> dict[str, Any]:
     }
 
 
-def _require_admin(call: Call) -> None:
-    if not call.engine.is_admin(call.caller):
-        raise JiraError(403, ADMIN_REQUIRED)
-
-
 @route("GET", "/rest/api/3/applicationrole")
 def application_roles(call: Call) -> list[dict[str, Any]]:
     """``getAllApplicationRoles``: every product's access groups; Jira administrators only."""
-    _require_admin(call)
+    require_admin(call)
     return [application_role_json(call, role) for role in call.site.application_roles.values()]
 
 
 @route("GET", "/rest/api/3/applicationrole/{key}")
 def application_role(call: Call) -> dict[str, Any]:
     """``getApplicationRole``: one product's access groups; Jira administrators only."""
-    _require_admin(call)
+    require_admin(call)
     key = call.path_params["key"]
     role = call.site.application_roles.get(key)
     if role is None:

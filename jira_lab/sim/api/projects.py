@@ -97,12 +97,20 @@ def project_avatar_urls(call: Call, project: Project) -> dict[str, str]:
     return {dimensions: f"{base}&size={size}" for dimensions, size in sizes.items()}
 
 
+def issue_type_named(name: str) -> IssueType:
+    """The issue type called ``name``: a standard one, else one with a stable made-up id.
+
+    Issues and their projects both name their types through here, so an issue's type id is one its project lists.
+    """
+    standard = STANDARD_ISSUE_TYPES.get(name)
+    return standard if standard is not None else IssueType(20000 + zlib.crc32(name.encode()) % 10000, name, "")
+
+
 def project_issue_types(call: Call, project: Project) -> list[IssueType]:
     """The standard issue types, then any other type the project's issues use (with a stable made-up id)."""
     used = {issue.issue_type for issue in call.site.issues.values() if issue.project_id == project.id}
     extra = sorted(used - STANDARD_ISSUE_TYPES.keys())
-    others = [IssueType(20000 + zlib.crc32(name.encode()) % 10000, name, "") for name in extra]
-    return list(STANDARD_ISSUE_TYPES.values()) + others
+    return list(STANDARD_ISSUE_TYPES.values()) + [issue_type_named(name) for name in extra]
 
 
 def issue_type_json(call: Call, issue_type: IssueType) -> dict[str, Any]:
@@ -250,7 +258,7 @@ def search_projects(call: Call) -> dict[str, Any]:
     allowed = _allowed_for_action(call, call.query("action") or "view")
     matches = _matches_filters(call)
     projects = [project for project in call.site.projects.values() if matches(project) and allowed(project)]
-    expand = set(call.query_list("expand"))
+    expand = call.expansions()
     return page_bean(
         call,
         _ordered(call, projects),
@@ -265,7 +273,7 @@ def search_projects(call: Call) -> dict[str, Any]:
 def get_project(call: Call) -> dict[str, Any]:
     """``getProject``: the project with its description, lead, issue types and roles, which Jira always includes."""
     project = viewable_project(call)
-    expand = set(call.query_list("expand")) | {"description", "lead", "issueTypes"}
+    expand = call.expansions() | {"description", "lead", "issueTypes"}
     body = project_json(call, project, expand)
     body["components"] = []
     body["versions"] = []

@@ -24,12 +24,12 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from jira_lab.sim.api.admin_only import require_admin
 from jira_lab.sim.api.projects import viewable_project
 from jira_lab.sim.model import Project, ProjectRole, RoleActors
 from jira_lab.sim.routing import Call, JiraError, route
 
 CANNOT_EDIT_PROJECT = "You cannot edit the configuration of this project."
-ADMIN_REQUIRED = "You are not authorized to perform this action. Administrator privileges are required."
 USER_ACTOR = "atlassian-user-role-actor"
 GROUP_ACTOR = "atlassian-group-role-actor"
 #: The role Connect apps' add-on users are put in; ``roledetails?excludeConnectAddons=true`` leaves it out.
@@ -55,11 +55,6 @@ def role_from_path(call: Call) -> ProjectRole:
     if role is None:
         raise JiraError(404, f"No project role could be found with id '{raw}'.")
     return role
-
-
-def require_admin(call: Call) -> None:
-    if not call.engine.is_admin(call.caller):
-        raise JiraError(403, ADMIN_REQUIRED)
 
 
 def roles_by_name(call: Call) -> list[ProjectRole]:

@@ -159,7 +159,7 @@ def _request_from_query(call: Call) -> SearchRequest:
         next_page_token=call.query("nextPageToken") or None,
         max_results=_max_results_from_query(call),
         fields=call.query_list("fields"),
-        expand=expand_values(call.query_list("expand")),
+        expand=call.expansions(),
         reconcile_issues=call.query_list("reconcileIssues"),
     )
 

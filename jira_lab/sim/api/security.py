@@ -28,7 +28,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from jira_lab.sim.api.permission_schemes import expansions, holder_json
+from jira_lab.sim.api.admin_only import ADMIN_REQUIRED, require_admin
+from jira_lab.sim.api.permission_schemes import holder_json
 from jira_lab.sim.api.projects import viewable_project
 from jira_lab.sim.model import Project, SecurityLevel, SecurityLevelMember, SecurityScheme
 from jira_lab.sim.render import page_bean
@@ -37,7 +38,6 @@ from jira_lab.sim.routing import Call, JiraError, route
 _Item = TypeVar("_Item")
 
 DEFAULT_PAGE = 50
-ADMIN_REQUIRED = "You are not authorized to perform this action. Administrator privileges are required."
 PROJECT_NOT_ADMINISTERED = "You cannot view the configuration of this project."
 
 
@@ -72,11 +72,6 @@ def _projects_using(call: Call, scheme: SecurityScheme) -> list[Project]:
 
 
 # -- request helpers ---------------------------------------------------------------------------------------------
-def _require_admin(call: Call) -> None:
-    if not call.engine.is_admin(call.caller):
-        raise JiraError(403, ADMIN_REQUIRED)
-
-
 def _id_filter(call: Call, name: str) -> set[int]:
     """A repeated id parameter; anything but a non-negative integer is Jira's 400."""
     ids: set[int] = set()
@@ -101,7 +96,7 @@ def _all_levels(call: Call) -> list[tuple[SecurityScheme, SecurityLevel]]:
 @route("GET", "/rest/api/3/issuesecurityschemes")
 def get_issue_security_schemes(call: Call) -> dict[str, Any]:
     """``getIssueSecuritySchemes``: every scheme, without levels; Jira administrators only."""
-    _require_admin(call)
+    require_admin(call)
     schemes = call.site.security_schemes.values()
     return {"issueSecuritySchemes": [scheme_json(call, s, with_levels=False) for s in schemes]}
 
@@ -124,7 +119,7 @@ def get_issue_security_scheme(call: Call) -> dict[str, Any]:
 @route("GET", "/rest/api/3/issuesecurityschemes/search")
 def search_security_schemes(call: Call) -> dict[str, Any]:
     """``searchSecuritySchemes``: schemes with the ids of the projects using them (only the filtered ones, if any)."""
-    _require_admin(call)
+    require_admin(call)
     scheme_ids, project_ids = _id_filter(call, "id"), _id_filter(call, "projectId")
     found: list[tuple[SecurityScheme, list[int]]] = []
     for scheme in call.site.security_schemes.values():
@@ -152,7 +147,7 @@ def search_security_schemes(call: Call) -> dict[str, Any]:
 @route("GET", "/rest/api/3/issuesecurityschemes/level")
 def get_security_levels(call: Call) -> dict[str, Any]:
     """``getSecurityLevels``: levels matching ``id`` *or* ``schemeId`` (inclusive), optionally only defaults."""
-    _require_admin(call)
+    require_admin(call)
     level_ids, scheme_ids = _id_filter(call, "id"), _id_filter(call, "schemeId")
     only_default = call.query_bool("onlyDefault", False)
     found = [
@@ -179,14 +174,14 @@ def get_security_levels(call: Call) -> dict[str, Any]:
 @route("GET", "/rest/api/3/issuesecurityschemes/level/member")
 def get_security_level_members(call: Call) -> dict[str, Any]:
     """``getSecurityLevelMembers``: members matching ``id``, ``schemeId`` or ``levelId`` (inclusive), string ids."""
-    _require_admin(call)
+    require_admin(call)
     member_ids, scheme_ids, level_ids = (
         _id_filter(call, "id"),
         _id_filter(call, "schemeId"),
         _id_filter(call, "levelId"),
     )
     unfiltered = not (member_ids or scheme_ids or level_ids)
-    expand = expansions(call)
+    expand = call.expansions()
     found = [
         (scheme, level, member)
         for scheme, level in _all_levels(call)
@@ -209,13 +204,13 @@ def get_security_level_members(call: Call) -> dict[str, Any]:
 @route("GET", "/rest/api/3/issuesecurityschemes/{issueSecuritySchemeId}/members")
 def get_issue_security_level_members(call: Call) -> dict[str, Any]:
     """``getIssueSecurityLevelMembers``: one scheme's members (integer ids), optionally of some levels only."""
-    _require_admin(call)
+    require_admin(call)
     reference = call.path_params["issueSecuritySchemeId"]
     scheme = call.site.security_schemes.get(int(reference)) if reference.isdigit() else None
     if scheme is None:
         raise JiraError(404, f"The issue security scheme with ID {reference} does not exist.")
     level_ids = _id_filter(call, "issueSecurityLevelId")
-    expand = expansions(call)
+    expand = call.expansions()
     found = [
         (level, member) for level in scheme.levels if not level_ids or level.id in level_ids for member in level.members
     ]
@@ -230,7 +225,7 @@ def get_issue_security_level_members(call: Call) -> dict[str, Any]:
 @route("GET", "/rest/api/3/issuesecurityschemes/project")
 def search_projects_using_security_schemes(call: Call) -> dict[str, Any]:
     """``searchProjectsUsingSecuritySchemes``: scheme-to-project pairs (string ids), filtered by either side."""
-    _require_admin(call)
+    require_admin(call)
     scheme_ids, project_ids = _id_filter(call, "issueSecuritySchemeId"), _id_filter(call, "projectId")
     found = [
         project

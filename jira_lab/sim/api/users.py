@@ -139,7 +139,7 @@ def get_user(call: Call) -> dict[str, Any]:
     if not call.engine.can_browse_users(call.caller):
         raise JiraError(403, BROWSE_USERS_REQUIRED)
     user = known_user(call, account_id)
-    return user_with_expansions(call, user, set(call.query_list("expand")))
+    return user_with_expansions(call, user, call.expansions())
 
 
 @route("GET", "/rest/api/3/user/groups")

@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
-from jira_lab.sim.api.comments import expansions, requested_ids, visible_issue
-from jira_lab.sim.model import Issue, Worklog
+from jira_lab.sim.api.issue_items import can_see, item_from_path, requested_ids, visible_issue, visible_items
+from jira_lab.sim.model import Worklog
 from jira_lab.sim.render import epoch_ms, worklog_json
 from jira_lab.sim.routing import Call, JiraError, route
 
@@ -38,6 +38,8 @@ MAX_WORKLOGS_PER_PAGE = 5000
 FEED_PAGE_SIZE = 1000
 #: The feeds do not return items changed during the minute preceding the request.
 QUIET_PERIOD_MS = 60_000
+#: Jira's 404 for a worklog that is missing or hidden from the caller (``{id}``: the id asked for).
+WORKLOG_NOT_FOUND = "Cannot find worklog with id: {id}."
 
 
 def render_worklog(call: Call, worklog: Worklog, expand: set[str]) -> dict[str, Any]:
@@ -71,15 +73,9 @@ def get_issue_worklogs(call: Call) -> dict[str, Any]:
     start_at = _page_param(call, "startAt", 0)
     max_results = _page_param(call, "maxResults", MAX_WORKLOGS_PER_PAGE, MAX_WORKLOGS_PER_PAGE)
     after_ms, before_ms = _optional_ms(call, "startedAfter"), _optional_ms(call, "startedBefore")
-    selected = sorted(
-        (
-            w
-            for w in issue.worklogs
-            if _started_in_range(w, after_ms, before_ms) and call.engine.can_see_item(call.caller, issue, w.visibility)
-        ),
-        key=lambda w: (w.created, w.id),
-    )
-    expand = expansions(call)
+    visible = visible_items(call, issue, issue.worklogs)
+    selected = [w for w in visible if _started_in_range(w, after_ms, before_ms)]
+    expand = call.expansions()
     return {
         "startAt": start_at,
         "maxResults": max_results,
@@ -91,21 +87,8 @@ def get_issue_worklogs(call: Call) -> dict[str, Any]:
 @route("GET", "/rest/api/3/issue/{issueIdOrKey}/worklog/{id}")
 def get_worklog(call: Call) -> dict[str, Any]:
     """``getWorklog``: one worklog; missing, on another issue, or hidden from the caller all give the same 404."""
-    issue = visible_issue(call)
-    reference = call.path_params["id"]
-    worklog = call.site.worklog(int(reference)) if reference.isdigit() else None
-    if (
-        worklog is None
-        or worklog.issue_id != issue.id
-        or not call.engine.can_see_item(call.caller, issue, worklog.visibility)
-    ):
-        raise JiraError(404, f"Cannot find worklog with id: {reference}.")
-    return render_worklog(call, worklog, expansions(call))
-
-
-def _visible(call: Call, worklog: Worklog) -> bool:
-    issue: Issue = call.site.issues[worklog.issue_id]
-    return call.engine.can_see_item(call.caller, issue, worklog.visibility)
+    worklog = item_from_path(call, visible_issue(call), call.site.worklog, WORKLOG_NOT_FOUND)
+    return render_worklog(call, worklog, call.expansions())
 
 
 def _feed(call: Call, path: str, changes: Iterable[tuple[int, int]]) -> dict[str, Any]:
@@ -135,7 +118,7 @@ def get_updated_worklogs(call: Call) -> dict[str, Any]:
         (worklog.id, epoch_ms(worklog.updated))
         for issue in call.site.issues.values()
         for worklog in issue.worklogs
-        if _visible(call, worklog)
+        if can_see(call, worklog)
     )
     return _feed(call, "/rest/api/3/worklog/updated", changes)
 
@@ -152,10 +135,10 @@ def get_deleted_worklogs(call: Call) -> dict[str, Any]:
 @route("POST", "/rest/api/3/worklog/list")
 def get_worklogs_for_ids(call: Call) -> list[dict[str, Any]]:
     """``getWorklogsForIds``: a bare array of the requested worklogs the caller may see."""
-    expand = expansions(call)
+    expand = call.expansions()
     found = []
     for worklog_id in sorted(requested_ids(call, "worklog")):
         worklog = call.site.worklog(worklog_id)
-        if worklog is not None and _visible(call, worklog):
+        if worklog is not None and can_see(call, worklog):
             found.append(render_worklog(call, worklog, expand))
     return found
