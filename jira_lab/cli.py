@@ -16,7 +16,7 @@ from jira_lab.auth.oauth import API_URL, AUTH_URL, DEFAULT_PORT, redirect_uri_fo
 from jira_lab.auth.scopes import REQUIRED_SCOPES
 from jira_lab.auth.tokens import FileTokenStore, MemoryTokenStore, TokenStore
 from jira_lab.demo import comparison_rows, visible_counts
-from jira_lab.errors import AuthError
+from jira_lab.errors import AuthError, JiraLabError
 from jira_lab.sim.cloud import SimCloud
 from jira_lab.sim.generator import SIZES, generate_site
 from jira_lab.sim.limits import RateLimits
@@ -113,13 +113,16 @@ def demo(keep_serving: bool, port: int) -> None:
 @click.option(
     "--api", type=click.Choice(["jiracloud"]), default="jiracloud", show_default=True, help="The API (Jira Cloud)."
 )
-@click.option("-i", "--client-id", envvar="JIRA_LAB_CLIENT_ID", required=True, help="The app's client id.")
+@click.option(
+    "-i", "--client-id", envvar="JIRA_LAB_CLIENT_ID", show_envvar=True, required=True, help="The app's client id."
+)
 @click.option(
     "-s",
     "--client-secret",
     envvar="JIRA_LAB_CLIENT_SECRET",
-    help="The app's secret; asked for (hidden) when absent. Prefer JIRA_LAB_CLIENT_SECRET or the prompt: other users "
-    "of the machine can read command lines.",
+    show_envvar=True,
+    help="The app's secret; asked for (hidden) when absent. Prefer the variable or the prompt: other users of the "
+    "machine can read command lines.",
 )
 @click.option("--port", type=click.IntRange(1, 65535), help=f"Port of the app's callback URL (default {DEFAULT_PORT}).")
 @click.option("--redirect-uri", help="The app's callback URL, when it is not http://localhost:PORT/.")
@@ -132,7 +135,11 @@ def demo(keep_serving: bool, port: int) -> None:
 @click.option("--site", "site_url", help="The site (URL or cloud id) when the grant covers several.")
 @click.option("--scopes", help="Scopes to request, space or comma separated (default: all that jira-lab needs).")
 @click.option(
-    "--timeout", type=click.FloatRange(0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True, help="Seconds."
+    "--timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the consent.",
 )
 @click.option("--auth-url", default=AUTH_URL, show_default=True, help="The authorization server.")
 @click.option("--api-url", default=API_URL, show_default=True, help="The API gateway.")
@@ -178,7 +185,8 @@ def token(
             click.echo(f"The stored token of app {client_id} works.")
             _echo_summary(connection.summary())
             return
-        store: TokenStore = MemoryTokenStore() if print_refresh_token else FileTokenStore(store_path)
+        token_file = FileTokenStore(store_path)
+        store: TokenStore = MemoryTokenStore() if print_refresh_token else token_file
         redirect = redirect_uri or redirect_uri_for(port or DEFAULT_PORT)
 
         def show_consent_page(url: str) -> None:
@@ -200,7 +208,7 @@ def token(
             auth_url=auth_url,
             api_url=api_url,
         )
-        kept = "not stored: it is the connector's" if print_refresh_token else f"stored in {store!r}"
+        kept = "not stored: it is the connector's" if print_refresh_token else f"stored in {token_file.path}"
         click.echo(f"Authorized app {client_id}; the token is {kept}.")
         _echo_summary(authorization.summary(site_url))
         if print_refresh_token:
@@ -208,7 +216,7 @@ def token(
                 raise AuthError("the consent granted no refresh token (offline_access); authorize again")
             click.echo(f"refresh token: {authorization.token.refresh_token}")
             click.echo("Give it to the connector only: if jira-lab used it too, each rotation would revoke the other.")
-    except AuthError as error:
+    except JiraLabError as error:  # AuthError, and JiraApiError when Jira refuses the stored token
         raise click.ClickException(" ".join(str(error).replace(secret, "***").split())) from None
     except httpx.RequestError as error:
         url = error.request.url.copy_with(query=None)
@@ -217,8 +225,12 @@ def token(
         ) from None
 
 
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def _ask_client_secret() -> str:
-    if not sys.stdin.isatty():
+    if not _stdin_is_terminal():
         raise click.UsageError(
             "the client secret is missing: pass -s, set JIRA_LAB_CLIENT_SECRET, or run in a terminal"
         )

@@ -32,6 +32,7 @@ import random
 import re
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -62,12 +63,12 @@ GATEWAY_URL = "https://api.atlassian.com"
 #: ten in flight already reach that rate.
 DEFAULT_CONCURRENCY = 10
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-USER_AGENT = "jira-lab (+https://github.com/jira-lab)"
+USER_AGENT = "jira-lab"
 
 Params = Mapping[str, Any]
 
 _SECRET_PARAM_PARTS = ("token", "secret", "password", "passwd", "signature", "credential")
-_SECRET_PARAMS = frozenset({"code", "jwt", "sig", "apikey", "api_key", "auth", "authorization", "key_secret"})
+_SECRET_PARAMS = frozenset({"code", "jwt", "sig", "apikey", "api_key", "auth", "authorization"})
 _SCOPE_FAILURE_CATEGORY = "FAILURE_CLIENT_SCOPE_CHECK"
 _MASK = "***"
 _DIGITS = re.compile(r"\d")
@@ -396,8 +397,10 @@ class _LoopThread:
             raise
 
     def stop(self) -> None:
-        if self.running:
-            self.loop.call_soon_threadsafe(self.loop.stop)
+        if not self.running:
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if threading.current_thread() is not self._thread:
             self._thread.join()
 
 
@@ -421,6 +424,8 @@ class SyncJiraClient:
         except BaseException:
             self._loop.stop()
             raise
+        # a client dropped without close() must not leave its thread and loop behind
+        weakref.finalize(self, self._loop.stop)
 
     @classmethod
     def for_cloud(

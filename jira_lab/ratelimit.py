@@ -9,9 +9,9 @@
 
   - ``jira-burst-based`` (or ``jira-per-issue-on-write``): retry after ``Retry-After`` (seconds or an HTTP date).
     That value is a *minimum*, so jitter only lengthens it (×[1, 1.3]). Without it, retry after exponential backoff
-    (base 2 s, doubling, capped at 30 s, jitter ×[0.7, 1.3]). That endpoint is paced from then on at its steady
-    rate (``X-RateLimit-Limit`` per second). The pace slows further while 429s keep coming and eases back once
-    they stop.
+    (base 2 s, doubling, capped at 30 s, jitter ×[0.7, 1.3]). After a burst refusal, that endpoint is paced from
+    then on at its steady rate (``X-RateLimit-Limit`` per second). The pace slows further while 429s keep coming
+    and eases back once they stop.
   - A quota (``jira-quota-global-based``, ``jira-quota-tenant-based``), or any other or missing reason: Jira refuses
     every request until the reset, with no gradual throttling. So the **whole client** pauses until
     ``X-RateLimit-Reset`` (and for at least ``Retry-After``) and reports the pause through the event callback. If
@@ -369,12 +369,14 @@ class TruncatedBody(Exception):
 class Pacer:
     """Spaces request starts at least ``interval`` seconds apart, in the order they ask (a leaky-bucket schedule).
 
-    Reservations are made without awaiting, so concurrent tasks on one event loop get distinct slots.
+    Reservations are made without awaiting, so concurrent tasks on one event loop get distinct slots. A pacer
+    started because of an answer just received is given ``first_slot``: one interval after that answer, as if a
+    request had just gone out.
     """
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, first_slot: float = -math.inf) -> None:
         self.interval = interval
-        self._next_slot = -math.inf
+        self._next_slot = first_slot
 
     def reserve(self, now: float) -> float:
         """Book the next slot; returns the seconds to wait for it."""
@@ -596,7 +598,9 @@ class RateGovernor:
         self.stats.throttled[reason] = self.stats.throttled.get(reason, 0) + 1
         retry_after = parse_retry_after(headers.get("Retry-After"), now)
         if reason in ENDPOINT_REASONS:
-            self._slow_endpoint(endpoint, _number(headers.get("X-RateLimit-Limit")), generation, request)
+            if reason == BURST:
+                # a per-issue write limit is about one issue, so the endpoint keeps its pace for the others
+                self._slow_endpoint(endpoint, _number(headers.get("X-RateLimit-Limit")), generation, request)
             if retry_after is not None:
                 return self.policy.after_retry_after(retry_after, self.rng)
             return self.policy.backoff(retry, self.rng)
@@ -651,7 +655,7 @@ class RateGovernor:
         pace = self._endpoints.get(endpoint)
         if pace is None:
             floor = self.policy.burst_headroom / rate if rate and rate > 0 else self.policy.near_limit_interval
-            pace = self._endpoints[endpoint] = _EndpointPace(Pacer(floor), floor)
+            pace = self._endpoints[endpoint] = _EndpointPace(Pacer(floor, self.clock() + floor), floor)
         elif generation == pace.generation:
             # sent at the current pace and still refused (other clients share the bucket): slow down further;
             # requests sent before the pace changed were already in flight and say nothing about it
@@ -688,7 +692,7 @@ class RateGovernor:
             return
         interval = self._near_limit_interval(reading)
         if self._quota_pacer is None:
-            self._quota_pacer = Pacer(interval)
+            self._quota_pacer = Pacer(interval, now + interval)
             self._emit(
                 FlowEvent(
                     "slow_down",
@@ -731,8 +735,3 @@ def _describe(error: Exception) -> str:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def endpoint_key(method: str, template_or_path: str) -> str:
-    """The key a burst bucket is kept under: Jira's buckets are per method and endpoint."""
-    return f"{method.upper()} {template_or_path}"

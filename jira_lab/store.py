@@ -33,7 +33,7 @@ import re
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -138,7 +138,12 @@ def transaction(conn: Connection) -> Iterator[Connection]:
             conn.execute("ROLLBACK")
         raise
     else:
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            with suppress(duckdb.Error):
+                conn.execute("ROLLBACK")
+            raise
     finally:
         del _open_transactions[conn]
 
@@ -168,7 +173,7 @@ class Migration:
 
     version: int
     description: str
-    apply: Callable[[Connection], None]
+    apply: Callable[[Connection], object]
 
 
 #: Ordered steps beyond :data:`BASELINE_VERSION`.
@@ -211,7 +216,7 @@ def ensure_schema(
     _check_migrations(migrations)
     latest = latest_version(migrations)
     current = schema_version(conn)
-    if current == latest and not (differences := schema_differences(conn)):
+    if current == latest and not schema_differences(conn):
         return latest  # nothing to write: works on read-only connections too
     if current is not None and current > latest:
         raise SchemaError(
@@ -315,7 +320,9 @@ def _registered(conn: Connection, frame: pl.DataFrame) -> Iterator[str]:
     try:
         yield name
     finally:
-        conn.unregister(name)
+        # in a transaction the block aborted, duckdb refuses this until the rollback, which drops the view anyway
+        with suppress(duckdb.TransactionException):
+            conn.unregister(name)
 
 
 def _as_polars(frame: Frame) -> pl.DataFrame:
@@ -670,7 +677,7 @@ def finish_load(
 
 def get_load(conn: Connection, load_id: int) -> Load:
     """One load from the load log; ``ValueError`` when there is none."""
-    columns = [field for field in Load.__dataclass_fields__]
+    columns = [field.name for field in fields(Load)]
     rows = _run(conn, f"SELECT {', '.join(columns)} FROM _jira_lab_loads WHERE load_id = ?", [load_id])
     if not rows:
         raise ValueError(f"no load {load_id} in the load log")

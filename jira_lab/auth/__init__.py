@@ -3,6 +3,16 @@ flow, and httpx authentication that refreshes itself."""
 
 from __future__ import annotations
 
+from jira_lab.auth.callback import LoopbackCallback, parse_pasted_url
+from jira_lab.auth.connect import (
+    Authorization,
+    Connection,
+    PendingAuthorization,
+    authorize_in_browser,
+    complete_authorization,
+    connect_from_store,
+    start_authorization,
+)
 from jira_lab.auth.httpauth import ApiTokenAuth, OAuth2Auth, basic_auth, is_scope_mismatch
 from jira_lab.auth.oauth import (
     API_URL,
@@ -49,10 +59,14 @@ __all__ = [
     "OFFLINE_ACCESS",
     "REQUIRED_SCOPES",
     "ApiTokenAuth",
+    "Authorization",
     "AuthorizationRequest",
+    "Connection",
     "FileTokenStore",
+    "LoopbackCallback",
     "MemoryTokenStore",
     "OAuth2Auth",
+    "PendingAuthorization",
     "ScopeCheck",
     "Site",
     "Token",
@@ -65,15 +79,20 @@ __all__ = [
     "api_base",
     "arefresh",
     "authorization_request",
+    "authorize_in_browser",
     "basic_auth",
     "check_scopes",
+    "complete_authorization",
+    "connect_from_store",
     "default_token_path",
     "exchange_code",
     "is_scope_mismatch",
     "parse_callback",
+    "parse_pasted_url",
     "pick_site",
     "redirect_uri_for",
     "refresh",
     "require_scopes",
     "scope_error",
+    "start_authorization",
 ]

@@ -171,7 +171,8 @@ class LoopbackCallback:
             f"no redirect from the consent page reached {self.redirect_uri} within {timeout:g} s: start again and "
             "accept the consent in the browser before the time runs out. If the browser runs on another machine, "
             f"forward the port first (ssh -L {self.port}:localhost:{self.port} ...) or use the notebook widget's "
-            f"paste box.{refused}"
+            "paste box. If the browser showed an Atlassian error page instead (invalid_scope, a redirect_uri that is "
+            f"not registered), fix the app's settings in the developer console first.{refused}"
         )
 
     def close(self) -> None:
@@ -344,15 +345,15 @@ def _bind(callback: LoopbackCallback, host: str, port: int) -> _Server:
         raise CallbackError(f"cannot listen on {address}:{port} for the consent redirect: {error.strerror}") from None
 
 
-def parse_pasted_url(text: str, expected_state: str) -> str:
-    """The authorization code from a redirect URL the user pasted (remote kernels, where the loopback is unreachable).
+def redirect_url_from_paste(text: str) -> str:
+    """The redirect URL in what the user pasted from the browser's address bar (remote kernels, where the loopback
+    callback cannot be reached and the browser shows an error page, its address bar still holding the URL).
 
-    When the browser cannot reach ``localhost`` it shows an error page, but its address bar holds the whole
-    redirect URL; the user copies it from there. Surrounding blanks, quotes and angle brackets are ignored, and the
-    query part alone (``?code=...&state=...``) is accepted too. The state is checked as for the loopback redirect.
+    Surrounding blanks, quotes and angle brackets are dropped, and the query alone (``?code=...&state=...``) is
+    accepted. A real URL comes back unchanged.
 
     Raises:
-        CallbackError: not a redirect URL, a state that does not match, or an ``error=`` redirect.
+        CallbackError: the text is no redirect URL (a bare code cannot be checked against the state).
     """
     url = text.strip().strip("'\"<>").strip()
     if url.startswith("?"):
@@ -362,4 +363,13 @@ def parse_pasted_url(text: str, expected_state: str) -> str:
             "paste the whole address from the browser's address bar after the consent (it starts with "
             "http://localhost and holds code=... and state=...), not the code alone"
         )
-    return parse_callback(url, expected_state)
+    return url
+
+
+def parse_pasted_url(text: str, expected_state: str) -> str:
+    """The authorization code from a pasted redirect URL (see :func:`redirect_url_from_paste`), state checked.
+
+    Raises:
+        CallbackError: not a redirect URL, a state that does not match, or an ``error=`` redirect.
+    """
+    return parse_callback(redirect_url_from_paste(text), expected_state)

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from jira_lab.auth.callback import DEFAULT_TIMEOUT, LoopbackCallback
+from jira_lab.auth.callback import DEFAULT_TIMEOUT, LoopbackCallback, redirect_url_from_paste
 from jira_lab.auth.httpauth import OAuth2Auth, is_scope_mismatch
 from jira_lab.auth.oauth import (
     API_URL,
@@ -96,6 +96,17 @@ class PendingAuthorization:
     def redirect_uri(self) -> str:
         """Where the consent page sends the browser: the app's registered callback URL."""
         return self.request.redirect_uri
+
+    def listen(self, on_callback: Callable[[str], None] | None = None) -> LoopbackCallback:
+        """A loopback server on :attr:`redirect_uri` waiting for this authorization's redirect.
+
+        ``on_callback`` gets the redirect URL from the server's thread (a widget reacts to it without blocking);
+        otherwise call :meth:`LoopbackCallback.wait`. Close the server when done (it is a context manager).
+
+        Raises:
+            PortInUseError: the callback port is taken.
+        """
+        return LoopbackCallback.for_redirect_uri(self.redirect_uri, expected_state=self.state, on_callback=on_callback)
 
 
 def start_authorization(
@@ -256,7 +267,8 @@ def complete_authorization(
     Args:
         pending: from :func:`start_authorization`.
         client_secret: the app's secret (never shown).
-        redirect_url: the full redirect URL (``...?code=...&state=...``).
+        redirect_url: the full redirect URL (``...?code=...&state=...``), or the text the user pasted from the
+            browser's address bar (quotes and blanks around it are ignored).
         store: where the token goes.
         http: the client for the token and gateway requests (tests pass one on the simulator's transport).
         clock: seconds since the epoch.
@@ -268,7 +280,7 @@ def complete_authorization(
         SiteSelectionError: the grant covers no Jira site.
         AuthError: anything else the servers refused.
     """
-    code = parse_callback(redirect_url, pending.state)
+    code = parse_callback(redirect_url_from_paste(redirect_url), pending.state)
     with _http(http) as client:
         grant = exchange_code(
             client,
@@ -331,7 +343,7 @@ def authorize_in_browser(
     pending = start_authorization(
         client_id, redirect_uri=redirect_uri, scopes=scopes, required=required, auth_url=auth_url, api_url=api_url
     )
-    with LoopbackCallback.for_redirect_uri(pending.redirect_uri, expected_state=pending.state) as callback:
+    with pending.listen() as callback:
         open_url(pending.url)
         redirect_url = callback.wait(timeout)
     return complete_authorization(pending, client_secret, redirect_url, store=store, http=http, clock=clock)
@@ -399,7 +411,9 @@ def _whoami(http: httpx.Client, access_token: str, sites: Iterable[Site], api_ur
     The account is the same on every site of the grant, but it may be deactivated on some of them.
     """
     for site in sites:
-        response = http.get(api_base(site, api_url) + MYSELF, headers={"Authorization": f"Bearer {access_token}"})
+        # auth=None: a caller's client may carry its own auth, which must not replace this fresh token
+        url = api_base(site, api_url) + MYSELF
+        response = http.get(url, headers={"Authorization": f"Bearer {access_token}"}, auth=None)
         if response.status_code == 200:
             body = response.json()
             return User(str(body["accountId"]), str(body.get("displayName") or ""))
