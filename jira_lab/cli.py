@@ -17,6 +17,7 @@ from jira_lab.auth.scopes import REQUIRED_SCOPES
 from jira_lab.auth.tokens import FileTokenStore, MemoryTokenStore, TokenStore
 from jira_lab.demo import comparison_rows, visible_counts
 from jira_lab.errors import AuthError, JiraLabError
+from jira_lab.sim.authserver import register_demo_app
 from jira_lab.sim.cloud import SimCloud
 from jira_lab.sim.generator import SIZES, generate_site
 from jira_lab.sim.limits import RateLimits
@@ -63,12 +64,20 @@ def _wait_for_interrupt() -> None:
 @click.option("--site", "size", type=click.Choice(sorted(SIZES)), default="demo", show_default=True, help="Which site.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated site.")
 @click.option("--port", type=int, default=8080, show_default=True, help="Loopback port (0: any free port).")
-def sim(size: str, seed: int, port: int) -> None:
+@click.option("--latency", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds added per request.")
+def sim(size: str, seed: int, port: int, latency: float) -> None:
     """Serve a simulated Jira Cloud site on loopback and print how to reach it."""
     site = generate_site(size, seed=seed)
     cloud = SimCloud(site, limits=RateLimits())  # Atlassian's rate limits, as a real site enforces them
-    with serve(cloud, port=port) as urls:
+    app = register_demo_app(cloud, REQUIRED_SCOPES)
+    with serve(cloud, port=port, latency=latency or None) as urls:
         _print_site(site, urls)
+        click.echo()
+        click.echo(f"OAuth app {app.name!r} (simulated credentials), callback {app.callback_url}:")
+        click.echo(
+            f"  jira-lab token --api jiracloud -i {app.client_id} -s {app.client_secret} "
+            f"--auth-url {urls.auth_url} --api-url {urls.api_url} --no-browser"
+        )
         _wait_for_interrupt()
 
 

@@ -721,3 +721,22 @@ def _render_consent(
 <button id="deny" type="submit" name="decision" value="deny">Deny</button></p>
 </form>"""
     return _page(f"Authorize {pending.app.name}", body)
+
+
+#: The OAuth app every `jira-lab sim`/`demo` cloud has registered, so `jira-lab token` can be tried against it. Its
+#: "secret" is simulated and printed on purpose: it opens nothing outside the simulated cloud.
+DEMO_APP_NAME = "jira-lab demo connector"
+DEMO_CLIENT_ID = "jira-lab-demo"
+DEMO_CLIENT_SECRET = "sim-client-secret-not-a-secret"
+DEMO_CALLBACK_URL = "http://localhost:13131/"
+
+
+def register_demo_app(cloud: SimCloud, scopes: Iterable[str]) -> OAuthApp:
+    """Register the demo connector's app on ``cloud`` with the scopes its developer console would list."""
+    return cloud.auth.register_app(
+        DEMO_APP_NAME,
+        callback_url=DEMO_CALLBACK_URL,
+        scopes=scopes,
+        client_id=DEMO_CLIENT_ID,
+        client_secret=DEMO_CLIENT_SECRET,
+    )
