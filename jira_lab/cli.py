@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import webbrowser
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 import httpx
 
+from jira_lab.audits import model
+from jira_lab.audits.preflight import run_audit
 from jira_lab.auth.callback import DEFAULT_TIMEOUT
 from jira_lab.auth.connect import authorize_in_browser, connect_from_store
 from jira_lab.auth.oauth import API_URL, AUTH_URL, DEFAULT_PORT, redirect_uri_for
@@ -23,6 +27,7 @@ from jira_lab.sim.generator import SIZES, generate_site
 from jira_lab.sim.limits import RateLimits
 from jira_lab.sim.model import Site
 from jira_lab.sim.server import SimURLs, serve
+from jira_lab.store import connect
 
 
 @click.group()
@@ -53,11 +58,21 @@ def _print_site(site: Site, urls: SimURLs) -> None:
 
 
 def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM.
+
+    Both handlers are installed explicitly: a process started in the background by a non-interactive shell inherits
+    SIGINT as *ignored*, and a server that cannot be stopped with Ctrl-C or a plain ``kill`` is a nuisance.
+    """
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     click.echo("\nServing until Ctrl-C.")
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        click.echo("Stopped.")
+        while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo("Stopped.")
 
 
 @main.command()
@@ -232,6 +247,162 @@ def token(
         raise click.ClickException(
             f"cannot reach {url}: {type(error).__name__}: {error}".replace(secret, "***")
         ) from None
+
+
+@main.command()
+@click.option(
+    "--db", "db_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True, help="The file."
+)
+@click.option("--user", "who", required=True, help="The technical user: its account id or email.")
+@click.option("--site", "site_id", help="The site (its cloud id or URL) when the file holds several.")
+@click.option("--analyst", help="Compare with this principal's load (default: the only other one that loaded).")
+@click.option("--scopes", help="The app token's scopes (space or comma separated), when its load recorded none.")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Write every result here.")
+@click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--strict", is_flag=True, help="Also exit non-zero when a check cannot be told from the data.")
+def audit(
+    db_path: Path,
+    who: str,
+    site_id: str | None,
+    analyst: str | None,
+    scopes: str | None,
+    output: Path | None,
+    file_format: str,
+    strict: bool,
+) -> None:
+    """Run the preflight checklist and the gap audit of a technical user on a loaded DuckDB file.
+
+    Prints the preflight table and the gap summary; exits with status 1 when a check fails (and, with --strict,
+    when one cannot be told), so it can guard a connector's deployment.
+    """
+    conn = connect(db_path, read_only=True)
+    try:
+        tables = model.from_db(conn, site_id)
+        results = run_audit(
+            tables, who, analyst=analyst, granted_scopes=scopes.replace(",", " ").split() if scopes else None
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        conn.close()
+    for line in results.report_lines():
+        click.echo(line)
+    if output is not None:
+        written = results.write(output, file_format)
+        click.echo(f"\nWrote {len(written)} {file_format} files to {output}")
+    if results.failed or (strict and results.undecided):
+        sys.exit(1)
+
+
+@main.command("load")
+@click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The DuckDB file."
+)
+@click.option("--site", "site_url", help="The site URL (Basic auth), or which site of the 3LO grant to load.")
+@click.option("--email", envvar="JIRA_LAB_EMAIL", show_envvar=True, help="Basic auth: the account's email.")
+@click.option(
+    "--api-token",
+    envvar="JIRA_LAB_API_TOKEN",
+    show_envvar=True,
+    help="Basic auth: the API token (prefer the variable).",
+)
+@click.option("-i", "--client-id", envvar="JIRA_LAB_CLIENT_ID", show_envvar=True, help="3LO: the app's client id.")
+@click.option("-s", "--client-secret", envvar="JIRA_LAB_CLIENT_SECRET", show_envvar=True, help="3LO: the app's secret.")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path), help="3LO: the token file.")
+@click.option("--auth-url", default=AUTH_URL, show_default=True, help="3LO: the authorization server.")
+@click.option("--api-url", default=API_URL, show_default=True, help="3LO: the API gateway.")
+@click.option("--full", is_flag=True, help="Read everything again instead of from the cursors.")
+@click.option("--project", "projects", multiple=True, help="A project key to load (repeatable); default: all.")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]),
+    help="Only issues updated since this date (UTC).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars (the summary is still printed).")
+@click.option("--page-size", type=click.IntRange(1, 5000), help="Issues per search page to ask for.")
+@click.option("--concurrency", type=click.IntRange(1, 100), default=10, show_default=True, help="Requests in flight.")
+@click.option("--site-id", help="The site's id in the file (default: cloud id, or the site URL).")
+def load_command(
+    db_path: Path,
+    site_url: str | None,
+    email: str | None,
+    api_token: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    store_path: Path | None,
+    auth_url: str,
+    api_url: str,
+    full: bool,
+    projects: tuple[str, ...],
+    since: datetime | None,
+    quiet: bool,
+    page_size: int | None,
+    concurrency: int,
+    site_id: str | None,
+) -> None:
+    """Load a Jira Cloud site into a DuckDB file: incremental, resumable, then print the load summary.
+
+    Credentials: Basic auth with --site, --email and --api-token (or JIRA_LAB_EMAIL / JIRA_LAB_API_TOKEN), or the
+    3LO token stored by `jira-lab token` (--client-id and --client-secret, or their variables). The URLs can point at
+    `jira-lab sim`. A load that stops (Ctrl-C, a quota, a crash) is resumed by the next one.
+    """
+    import asyncio
+
+    from jira_lab.auth.httpauth import basic_auth
+    from jira_lab.client import JiraClient
+    from jira_lab.errors import DatabaseLockedError
+    from jira_lab.load import aload
+    from jira_lab.resources.issues import SEARCH_MAX_RESULTS
+
+    secrets_to_mask = [value for value in (api_token, client_secret) if value]
+    try:
+        if email or api_token:
+            if not (email and api_token and site_url):
+                raise click.UsageError("Basic auth needs --site, --email and --api-token")
+            client = JiraClient.for_site(site_url, auth=basic_auth(email, api_token), max_concurrency=concurrency)
+        elif client_id:
+            secret = client_secret or _ask_client_secret()
+            secrets_to_mask.append(secret)
+            connection = connect_from_store(
+                client_id,
+                secret,
+                store=FileTokenStore(store_path),
+                site_url=site_url,
+                auth_url=auth_url,
+                api_url=api_url,
+            )
+            client = JiraClient(
+                connection.api_base,
+                auth=connection.auth,
+                max_concurrency=concurrency,
+                scopes=connection.token.scopes,
+            )
+        else:
+            raise click.UsageError("give Basic credentials (--email, --api-token) or a 3LO app (--client-id)")
+
+        async def run() -> list[str]:
+            async with client:
+                summary = await aload(
+                    db_path,
+                    client,
+                    site_id=site_id,
+                    full=full,
+                    projects=list(projects) or None,
+                    since=since.replace(tzinfo=UTC) if since is not None else None,
+                    progress=not quiet,
+                    search_page_size=page_size or SEARCH_MAX_RESULTS,
+                )
+            return summary.lines()
+
+        for line in asyncio.run(run()):
+            click.echo(line)
+    except DatabaseLockedError as error:
+        raise click.ClickException(str(error)) from None
+    except (JiraLabError, ValueError) as error:
+        message = str(error)
+        for secret_value in secrets_to_mask:
+            message = message.replace(secret_value, "***")
+        raise click.ClickException(f"{message} (the load is recorded; running it again resumes it)") from None
 
 
 def _stdin_is_terminal() -> bool:

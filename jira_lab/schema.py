@@ -312,7 +312,7 @@ _TABLES: tuple[Table, ...] = (
             user_ref("author", "who made the change"),
             Column("created", TIMESTAMP, "when the change was made"),
             Column("history_metadata", JSON, "historyMetadata (type, description, actor, cause ...), if any"),
-            raw("the history"),
+            raw("the history, without its items (kept in changelog_items),"),
             *DELETION,
         ),
         ("site_id", "id"),

@@ -21,52 +21,30 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from spec import assert_response_matches_spec
+from site_clients import HandBuiltSite, api_token
 
 from jira_lab.sim import Holder, SimCloud, SiteBuilder
 
-SITE_URL = "https://ident.atlassian.net"
 #: accounts that can call the site with Basic auth (email, "token-<name>")
 CALLERS = ("admin", "browser", "dev", "lead", "opsie", "outsider")
 
 
 @dataclass
-class IdentitySite:
-    builder: SiteBuilder
-    cloud: SimCloud
-    users: dict[str, str]
+class IdentitySite(HandBuiltSite):
     groups: dict[str, str]
     projects: dict[str, int]
     roles: dict[str, int]
-
-    def client(self, name: str) -> httpx.Client:
-        """A Basic-auth client of the site URL for the account called ``name``."""
-        email = self.builder.site.users[self.users[name]].email
-        assert email is not None
-        return httpx.Client(transport=self.cloud.transport(), base_url=SITE_URL, auth=(email, f"token-{name}"))
-
-    def anonymous(self) -> httpx.Client:
-        return httpx.Client(transport=self.cloud.transport(), base_url=SITE_URL)
-
-    def gateway(self, name: str, scopes: set[str]) -> httpx.Client:
-        """A 3LO client through the API gateway, with a token of exactly ``scopes``."""
-        token = self.cloud.mint_access_token(self.users[name], scopes)
-        return httpx.Client(
-            transport=self.cloud.transport(),
-            base_url=f"https://api.atlassian.com/ex/jira/{self.builder.site.cloud_id}",
-            headers={"Authorization": f"Bearer {token}"},
-        )
 
 
 def build_identity_site() -> IdentitySite:
     b = SiteBuilder("ident")
     users = {
-        "admin": b.user("Ada Admin", api_token="token-admin"),
-        "browser": b.user("Bea Browser", api_token="token-browser"),
-        "dev": b.user("Carl Developer", api_token="token-dev"),
-        "lead": b.user("Pat Lead", api_token="token-lead"),
-        "opsie": b.user("Olga Ops", api_token="token-opsie"),
-        "outsider": b.user("Otto Outsider", api_token="token-outsider"),
+        "admin": b.user("Ada Admin", api_token=api_token("admin")),
+        "browser": b.user("Bea Browser", api_token=api_token("browser")),
+        "dev": b.user("Carl Developer", api_token=api_token("dev")),
+        "lead": b.user("Pat Lead", api_token=api_token("lead")),
+        "opsie": b.user("Olga Ops", api_token=api_token("opsie")),
+        "outsider": b.user("Otto Outsider", api_token=api_token("outsider")),
         "gone": b.user("Dora Departed", active=False),
         "bot": b.user("Automation Bot", email=None, account_type="app"),
         "customer": b.user("Cleo Customer", account_type="customer"),
@@ -144,48 +122,3 @@ def get_json(client: httpx.Client, path: str, **params: Any) -> Any:
     response = client.get(path, params=params)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def walk_array(client: httpx.Client, template: str, page_size: int, **params: Any) -> list[dict[str, Any]]:
-    """Every item of an offset-paged bare array (``users/search``), requesting ``page_size`` at a time.
-
-    Stops at the first empty page, as clients must; each page is checked against the spec.
-    """
-    items: list[dict[str, Any]] = []
-    while True:
-        response = client.get(template, params={**params, "startAt": len(items), "maxResults": page_size})
-        page = assert_response_matches_spec("GET", template, response)
-        assert response.status_code == 200, response.text
-        assert len(page) <= page_size
-        if not page:
-            return items
-        items.extend(page)
-
-
-def walk_pages(
-    client: httpx.Client, template: str, page_size: int, path: str | None = None, **params: Any
-) -> list[dict[str, Any]]:
-    """Every value of a ``PageBean`` endpoint, following ``nextPage`` links until ``isLast``.
-
-    Checks each page against the spec and against the paging contract: ``startAt`` advances by the values received,
-    ``total`` stays the same, ``nextPage`` is given exactly when the page is not the last.
-    """
-    values: list[dict[str, Any]] = []
-    url: str = path or template
-    request_params: dict[str, Any] | None = {**params, "maxResults": page_size}
-    total: int | None = None
-    while True:
-        response = client.get(url, params=request_params)
-        assert response.status_code == 200, response.text
-        page = assert_response_matches_spec("GET", template, response)
-        assert page["startAt"] == len(values)
-        assert len(page["values"]) <= page_size
-        total = page["total"] if total is None else total
-        assert page["total"] == total
-        values.extend(page["values"])
-        if page["isLast"]:
-            assert "nextPage" not in page
-            assert len(values) == total
-            return values
-        assert page["values"], "a page that is not the last must not be empty"
-        url, request_params = page["nextPage"], None

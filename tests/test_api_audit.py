@@ -12,28 +12,18 @@ from typing import Any
 
 import httpx
 import pytest
+from site_clients import HandBuiltSite, add_accounts
 from spec import assert_response_matches_spec
 
 from jira_lab.sim import SimCloud, SiteBuilder
 from jira_lab.sim.model import AuditChange, AuditItem, AuditRecord
 
-SITE_URL = "https://tiny.atlassian.net"
 RECORDS = "/rest/api/3/auditing/record"
 BASE = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @dataclass
-class AuditSite:
-    builder: SiteBuilder
-    cloud: SimCloud
-    users: dict[str, str]
-    emails: dict[str, str]
-
-    def client(self, name: str) -> httpx.Client:
-        return httpx.Client(
-            transport=self.cloud.transport(), base_url=SITE_URL, auth=(self.emails[name], f"token-{name}")
-        )
-
+class AuditSite(HandBuiltSite):
     def record(self, record_id: int) -> AuditRecord:
         return next(r for r in self.builder.site.audit_records if r.id == record_id)
 
@@ -41,8 +31,7 @@ class AuditSite:
 def build_site() -> AuditSite:
     """Ann is a Jira administrator, bob is not. Seven records; their hours after BASE are not in id order."""
     b = SiteBuilder("tiny")
-    users = {name: b.user(name.title(), api_token=f"token-{name}") for name in ("ann", "bob")}
-    emails = {name: b.site.users[users[name]].email or "" for name in users}
+    users = add_accounts(b, ("ann", "bob"))
     everyone = b.group("jira-users", members=users.values())
     admins = b.group("jira-administrators", members=[users["ann"]])
     b.application_role("jira-software", "Jira Software", [everyone])
@@ -124,7 +113,7 @@ def build_site() -> AuditSite:
             ),
         ]
     )
-    return AuditSite(b, SimCloud(b.site), users, emails)
+    return AuditSite(b, SimCloud(b.site), users)
 
 
 @pytest.fixture
@@ -316,14 +305,9 @@ def test_losing_the_administrators_group_loses_the_audit_log(tiny: AuditSite) ->
 def test_the_gateway_needs_manage_jira_configuration_and_administer_jira(
     tiny: AuditSite, name: str, status: int
 ) -> None:
-    site = tiny.builder.site
-    good = tiny.cloud.mint_access_token(tiny.users[name], ["manage:jira-configuration"])
-    narrow = tiny.cloud.mint_access_token(tiny.users[name], ["read:jira-work"])
-    with httpx.Client(
-        transport=tiny.cloud.transport(), base_url=f"https://api.atlassian.com/ex/jira/{site.cloud_id}"
-    ) as gateway:
-        granted = gateway.get(RECORDS, headers={"Authorization": f"Bearer {good}"})
-        scoped_out = gateway.get(RECORDS, headers={"Authorization": f"Bearer {narrow}"})
+    with tiny.gateway(name, ["manage:jira-configuration"]) as good, tiny.gateway(name, ["read:jira-work"]) as narrow:
+        granted = good.get(RECORDS)
+        scoped_out = narrow.get(RECORDS)
 
     assert granted.status_code == status
     assert scoped_out.status_code == 401

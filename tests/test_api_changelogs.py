@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from site_clients import HandBuiltSite, add_accounts, gateway_client
 from spec import assert_response_matches_spec
 
 from jira_lab.sim import Holder, SimCloud, SiteBuilder
@@ -20,7 +21,6 @@ from jira_lab.sim.builder import EPOCH
 from jira_lab.sim.generator import analyst_id, generate_site, technical_user_id
 from jira_lab.sim.model import ChangeItem, ChangelogHistory
 
-SITE_URL = "https://tiny.atlassian.net"
 CHANGELOG = "/rest/api/3/issue/{issueIdOrKey}/changelog"
 CHANGELOG_LIST = "/rest/api/3/issue/{issueIdOrKey}/changelog/list"
 BULK = "/rest/api/3/changelog/bulkfetch"
@@ -29,17 +29,9 @@ HISTORIES_PER_ISSUE = 7
 
 
 @dataclass
-class ChangelogSite:
-    builder: SiteBuilder
-    cloud: SimCloud
-    emails: dict[str, str]
+class ChangelogSite(HandBuiltSite):
     issues: list[int] = field(default_factory=list)
     secret_issue: int = 0
-
-    def client(self, name: str) -> httpx.Client:
-        return httpx.Client(
-            transport=self.cloud.transport(), base_url=SITE_URL, auth=(self.emails[name], f"token-{name}")
-        )
 
     def histories(self, issue_ids: list[int]) -> list[ChangelogHistory]:
         return [h for i in issue_ids for h in self.builder.site.issues[i].changelog]
@@ -51,15 +43,14 @@ def build_site() -> ChangelogSite:
     issue id. Even histories change the status, odd ones the summary and the assignee."""
     b = SiteBuilder("tiny")
     names = ["ann", "bob"]
-    users = {name: b.user(name.title(), api_token=f"token-{name}") for name in names}
-    emails = {name: b.site.users[users[name]].email or "" for name in names}
+    users = add_accounts(b, names)
     everyone = b.group("jira-users", members=users.values())
     b.application_role("jira-software", "Jira Software", [everyone])
     scheme = b.permission_scheme("Default", grants=[("BROWSE_PROJECTS", Holder("group", everyone))])
     security = b.security_scheme("Confidentiality")
     secret = b.security_level(security, "Secret", [Holder("user", users["ann"])])
     eng = b.project("ENG", "Engineering", lead=users["ann"], permission_scheme=scheme, security_scheme=security)
-    site = ChangelogSite(b, SimCloud(b.site), emails)
+    site = ChangelogSite(b, SimCloud(b.site), users)
     for i in range(ISSUES):
         level = secret if i == ISSUES - 1 else None
         issue_id = b.issue(eng, f"issue {i}", reporter=users["ann"], security_level=level, created=EPOCH)
@@ -261,7 +252,7 @@ def test_bulkfetch_tokens_are_bound_to_their_request_and_caller(shared: Changelo
 
 
 def test_bulkfetch_is_not_for_anonymous_callers(shared: ChangelogSite) -> None:
-    anonymous = httpx.Client(transport=shared.cloud.transport(), base_url=SITE_URL)
+    anonymous = shared.anonymous()
     response = anonymous.post(BULK, json={"issueIdsOrKeys": [str(shared.issues[0])]})
     assert response.status_code == 401
 
@@ -270,12 +261,9 @@ def test_on_a_generated_site_bulkfetch_gives_each_user_the_histories_of_the_issu
     site = generate_site("tiny", 0)
     cloud = SimCloud(site)
     engine = cloud.engines[site.cloud_id]
-    gateway = f"https://api.atlassian.com/ex/jira/{site.cloud_id}"
     keys = [issue.key for issue in site.issues.values()]
     for account_id in (analyst_id(site), technical_user_id(site)):
-        token = cloud.mint_access_token(account_id, {"read:jira-work"})
-        headers = {"Authorization": f"Bearer {token}"}
-        client = httpx.Client(transport=cloud.transport(), base_url=gateway, headers=headers)
+        client = gateway_client(cloud, site, account_id, {"read:jira-work"})
         merged: dict[int, list[int]] = {}
         for page in bulk_walk(client, {"issueIdsOrKeys": keys, "maxResults": 5}):
             for entry in page["issueChangeLogs"]:

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from paging import walk_issue_items
+from site_clients import HandBuiltSite, add_accounts
 from spec import assert_response_matches_spec
 
 from jira_lab.sim import Holder, SimCloud, SiteBuilder, Visibility
@@ -29,11 +31,7 @@ MINUTES = [7, 3, 11, 1, 9, 5, 2, 12, 4]
 
 
 @dataclass
-class CommentSite:
-    builder: SiteBuilder
-    cloud: SimCloud
-    users: dict[str, str]
-    emails: dict[str, str]
+class CommentSite(HandBuiltSite):
     developers: str
     open_issue: int
     secret_issue: int
@@ -46,14 +44,6 @@ class CommentSite:
     secret_developers: int = 0
     ops_public: int = 0
 
-    def client(self, name: str) -> httpx.Client:
-        return httpx.Client(
-            transport=self.cloud.transport(), base_url=SITE_URL, auth=(self.emails[name], f"token-{name}")
-        )
-
-    def anonymous(self) -> httpx.Client:
-        return httpx.Client(transport=self.cloud.transport(), base_url=SITE_URL)
-
     def in_created_order(self, ids: list[int]) -> list[int]:
         return sorted(ids, key=lambda cid: (self.created[cid], cid))
 
@@ -63,8 +53,7 @@ def build_site() -> CommentSite:
     Developers role; dora is a Jira administrator outside both; eve only reaches the Secret security level."""
     b = SiteBuilder("tiny")
     names = ["ann", "bob", "carl", "dora", "eve"]
-    users = {name: b.user(name.title(), api_token=f"token-{name}") for name in names}
-    emails = {name: b.site.users[users[name]].email or "" for name in names}
+    users = add_accounts(b, names)
     everyone = b.group("jira-users", members=users.values())
     admins = b.group("jira-administrators", members=[users["ann"], users["dora"]])
     developers = b.group("developers", members=[users["ann"], users["bob"]])
@@ -83,7 +72,7 @@ def build_site() -> CommentSite:
     open_issue = b.issue(eng, "Open issue", reporter=users["ann"])
     secret_issue = b.issue(eng, "Secret issue", reporter=users["ann"], security_level=secret)
     ops_issue = b.issue(ops, "Ops issue", reporter=users["ann"])
-    site = CommentSite(b, SimCloud(b.site), users, emails, developers, open_issue, secret_issue, ops_issue)
+    site = CommentSite(b, SimCloud(b.site), users, developers, open_issue, secret_issue, ops_issue)
 
     kinds: list[tuple[list[int], Visibility | None]] = [
         (site.public, None),
@@ -121,21 +110,8 @@ def expected_open_issue_comments(site: CommentSite, name: str) -> list[int]:
 
 
 def walk_comments(client: httpx.Client, issue: str, page_size: int, **params: str) -> list[dict[str, Any]]:
-    """Every page of an issue's comments, checked page by page against the spec and the OFS-legacy rules."""
-    pages: list[dict[str, Any]] = []
-    start_at = 0
-    while True:
-        response = client.get(
-            f"/rest/api/3/issue/{issue}/comment", params={"startAt": start_at, "maxResults": page_size, **params}
-        )
-        assert response.status_code == 200, response.text
-        page = assert_response_matches_spec("GET", COMMENTS, response)
-        assert page["startAt"] == start_at
-        assert page["maxResults"] == page_size
-        pages.append(page)
-        start_at += len(page["comments"])
-        if not page["comments"] or start_at >= page["total"]:
-            return pages
+    """Every page of an issue's comments; each page's ``maxResults`` is the size asked for."""
+    return walk_issue_items(client, "comment", issue, page_size, check_max_results=True, **params)
 
 
 @pytest.mark.parametrize("name", ["ann", "bob", "carl", "dora", "eve"])
@@ -322,13 +298,7 @@ def test_comment_list_accepts_exactly_1000_ids(tiny: CommentSite) -> None:
 
 
 def test_the_gateway_serves_the_same_comments_with_a_read_jira_work_token(tiny: CommentSite) -> None:
-    site = tiny.builder.site
-    token = tiny.cloud.mint_access_token(tiny.users["bob"], ["read:jira-work"])
-    with httpx.Client(
-        transport=tiny.cloud.transport(),
-        base_url=f"https://api.atlassian.com/ex/jira/{site.cloud_id}",
-        headers={"Authorization": f"Bearer {token}"},
-    ) as gateway:
+    with tiny.gateway("bob", ["read:jira-work"]) as gateway:
         pages = walk_comments(gateway, "ENG-1", page_size=5)
         listed = gateway.post(COMMENT_LIST, json={"ids": tiny.role_only})
 

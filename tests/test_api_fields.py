@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from site_clients import HandBuiltSite, add_accounts
 from spec import assert_response_matches_spec
 
 from jira_lab.sim import Holder, SimCloud, SiteBuilder
@@ -21,23 +22,15 @@ STATUSES = "/rest/api/3/status"
 
 
 @dataclass
-class FieldSite:
-    builder: SiteBuilder
-    cloud: SimCloud
-    users: dict[str, str]
+class FieldSite(HandBuiltSite):
     fields: dict[str, str]
-
-    def client(self, name: str) -> httpx.Client:
-        email = self.builder.site.users[self.users[name]].email
-        assert email is not None
-        return httpx.Client(transport=self.cloud.transport(), base_url=SITE_URL, auth=(email, f"token-{name}"))
 
 
 def build_site() -> FieldSite:
     """bob browses ENG; nora browses nothing. Four custom fields, one of each picker flavour and a text field;
     ENG's issues are in "To Do", "In Review" and "Done"."""
     b = SiteBuilder("tiny")
-    users = {name: b.user(name.title(), api_token=f"token-{name}") for name in ("bob", "nora")}
+    users = add_accounts(b, ("bob", "nora"))
     everyone = b.group("jira-users", members=users.values())
     b.application_role("jira-software", "Jira Software", [everyone])
     scheme = b.permission_scheme("Default", grants=[("BROWSE_PROJECTS", Holder("user", users["bob"]))])

@@ -8,7 +8,8 @@ name and that inactive members are left out unless asked for.
 from __future__ import annotations
 
 import pytest
-from identity_site import IdentitySite, build_identity_site, get_json, walk_pages
+from identity_site import IdentitySite, build_identity_site, get_json
+from paging import walk_pages
 from spec import assert_response_matches_spec
 
 from jira_lab.sim.api.groups import BROWSE_GROUPS_REQUIRED, MEMBERS_MAX_PAGE

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from site_clients import HandBuiltSite, add_accounts, gateway_client
 from spec import assert_response_matches_spec
 
 from jira_lab.sim import Holder, SimCloud, SiteBuilder, Visibility
@@ -45,12 +46,8 @@ BUSY_HISTORIES = 30
 
 
 @dataclass
-class IssueSite:
-    builder: SiteBuilder
-    cloud: SimCloud
+class IssueSite(HandBuiltSite):
     clock: list[float]
-    users: dict[str, str]
-    emails: dict[str, str]
     groups: dict[str, str]
     eng: list[int] = field(default_factory=list)
     ops: list[int] = field(default_factory=list)
@@ -64,14 +61,6 @@ class IssueSite:
     def secret(self) -> set[int]:
         return {self.eng[i] for i in SECRET_INDEXES}
 
-    def client(self, name: str) -> httpx.Client:
-        return httpx.Client(
-            transport=self.cloud.transport(), base_url=SITE_URL, auth=(self.emails[name], f"token-{name}")
-        )
-
-    def anonymous(self) -> httpx.Client:
-        return httpx.Client(transport=self.cloud.transport(), base_url=SITE_URL)
-
     def issue(self, issue_id: int) -> Issue:
         return self.builder.site.issues[issue_id]
 
@@ -83,9 +72,8 @@ def build_site() -> IssueSite:
     inactive."""
     b = SiteBuilder("tiny")
     names = ["ann", "bob", "carl", "dora", "eve"]
-    users = {name: b.user(name.title(), api_token=f"token-{name}") for name in names}
+    users = add_accounts(b, names)
     b.site.users[users["eve"]].active = False
-    emails = {name: b.site.users[users[name]].email or "" for name in names}
     groups = {
         "everyone": b.group("jira-users", members=users.values()),
         "developers": b.group("developers", members=[users["ann"], users["bob"]]),
@@ -107,7 +95,7 @@ def build_site() -> IssueSite:
     picker_group = b.custom_field("Team", "group", multi=True)
 
     clock = [(EPOCH + timedelta(days=3650)).timestamp()]
-    site = IssueSite(b, SimCloud(b.site, clock=lambda: clock[0]), clock, users, emails, groups)
+    site = IssueSite(b, SimCloud(b.site, clock=lambda: clock[0]), users, clock, groups)
     site.picker_user, site.picker_group = picker_user, picker_group
     for i in range(ENG_ISSUES):
         level = secret if i in SECRET_INDEXES else None
@@ -701,14 +689,11 @@ def test_on_a_generated_site_every_user_walks_exactly_what_the_engine_lets_them_
     site = generate_site("tiny", 0)
     cloud = SimCloud(site)
     engine = cloud.engines[site.cloud_id]
-    gateway = f"https://api.atlassian.com/ex/jira/{site.cloud_id}"
     seen_sets = set()
     for account_id, user in site.users.items():
         if not user.active:
             continue
-        token = cloud.mint_access_token(account_id, {"read:jira-work"})
-        headers = {"Authorization": f"Bearer {token}"}
-        client = httpx.Client(transport=cloud.transport(), base_url=gateway, headers=headers)
+        client = gateway_client(cloud, site, account_id, {"read:jira-work"})
         visible = {i.id for i in site.issues.values() if engine.can_browse_issue(account_id, i)}
         found = walked_ids(client, "created >= -36500d ORDER BY key ASC", maxResults=7)
         assert found == key_asc(site, visible), user.display_name

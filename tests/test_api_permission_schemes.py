@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from site_clients import HandBuiltSite, add_accounts
 from spec import assert_matches_spec, assert_response_matches_spec
 
 from jira_lab.sim import Holder, SimCloud, SiteBuilder
@@ -26,10 +27,7 @@ HOLDER_SUB_OBJECTS = ("user", "group", "projectRole", "field")
 
 
 @dataclass
-class SchemeSite:
-    builder: SiteBuilder
-    cloud: SimCloud
-    users: dict[str, str]
+class SchemeSite(HandBuiltSite):
     group: str
     role: int
     user_field: str
@@ -39,11 +37,6 @@ class SchemeSite:
     grants: dict[str, int]
     other_scheme: int
     projects: dict[str, int]
-
-    def client(self, name: str) -> httpx.Client:
-        email = self.builder.site.users[self.users[name]].email
-        assert email is not None
-        return httpx.Client(transport=self.cloud.transport(), base_url=SITE_URL, auth=(email, f"token-{name}"))
 
 
 GRANTED_TYPES = [
@@ -71,7 +64,7 @@ def build_site() -> SchemeSite:
     """
     b = SiteBuilder("tiny")
     names = ["ann", "pat", "bob", "olga", "nick"]
-    users = {name: b.user(name.title(), api_token=f"token-{name}") for name in names}
+    users = add_accounts(b, names)
     everyone = b.group("jira-users", members=[users[n] for n in ("ann", "pat", "bob", "olga")])
     admins = b.group("jira-administrators", members=[users["ann"]])
     developers = b.group("developers", members=[users["bob"]])
@@ -282,7 +275,7 @@ def test_schemes_need_access_to_jira(tiny: SchemeSite) -> None:
     nick = tiny.client("nick")
     assert nick.get(SCHEMES).status_code == 403
     assert nick.get(SCHEME.format(schemeId=tiny.scheme)).status_code == 404
-    anonymous = httpx.Client(transport=tiny.cloud.transport(), base_url=SITE_URL)
+    anonymous = tiny.anonymous()
     assert anonymous.get(SCHEMES).status_code == 401
 
 

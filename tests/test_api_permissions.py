@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from site_clients import HandBuiltSite, add_accounts, basic_client
 from spec import assert_response_matches_spec
 
 from jira_lab.sim import Holder, SimCloud, SiteBuilder, Visibility
 from jira_lab.sim.api.permissions import PERMISSIONS
 from jira_lab.sim.model import GLOBAL_PERMISSIONS, PROJECT_PERMISSIONS
 
-SITE_URL = "https://tiny.atlassian.net"
 MYPERMISSIONS = "/rest/api/3/mypermissions"
 CHECK = "/rest/api/3/permissions/check"
 PERMITTED = "/rest/api/3/permissions/project"
@@ -30,23 +30,12 @@ ROLE = "/rest/api/3/applicationrole/{key}"
 
 
 @dataclass
-class PermissionSite:
-    builder: SiteBuilder
-    cloud: SimCloud
-    users: dict[str, str]
+class PermissionSite(HandBuiltSite):
     projects: dict[str, int]
     #: issue key -> id
     issues: dict[str, int]
     comments: dict[str, int]
     groups: dict[str, str]
-
-    def client(self, name: str) -> httpx.Client:
-        email = self.builder.site.users[self.users[name]].email
-        assert email is not None
-        return httpx.Client(transport=self.cloud.transport(), base_url=SITE_URL, auth=(email, f"token-{name}"))
-
-    def anonymous(self) -> httpx.Client:
-        return httpx.Client(transport=self.cloud.transport(), base_url=SITE_URL)
 
 
 def build_site() -> PermissionSite:
@@ -64,7 +53,7 @@ def build_site() -> PermissionSite:
     """
     b = SiteBuilder("tiny")
     names = ["ann", "bob", "carl", "erin", "olga", "ivan"]
-    users = {name: b.user(name.title(), api_token=f"token-{name}") for name in names}
+    users = add_accounts(b, names)
     b.site.users[users["ivan"]].active = False
     jira_users = b.group("jira-users", members=[users[n] for n in ("ann", "bob", "carl", "erin", "ivan")])
     admins = b.group("jira-administrators", members=[users["ann"]])
@@ -435,13 +424,7 @@ def test_anonymous_check_reads_anyone_grants(tiny: PermissionSite) -> None:
 
 
 def test_check_is_allowed_with_the_granular_permission_scope(tiny: PermissionSite) -> None:
-    site = tiny.builder.site
-    token = tiny.cloud.mint_access_token(tiny.users["bob"], ["read:permission:jira"])
-    client = httpx.Client(
-        transport=tiny.cloud.transport(),
-        base_url=f"https://api.atlassian.com/ex/jira/{site.cloud_id}",
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    client = tiny.gateway("bob", ["read:permission:jira"])
     response = client.post(CHECK, json={"globalPermissions": ["USER_PICKER"]})
     assert response.status_code == 200
     assert response.json() == {"globalPermissions": ["USER_PICKER"], "projectPermissions": []}
@@ -522,9 +505,7 @@ def generated_clients() -> tuple[Any, dict[str, httpx.Client]]:
     for role, token in tokens.items():
         email = site.users[site.accounts[role]].email
         assert email is not None
-        clients[role] = httpx.Client(
-            transport=cloud.transport(), base_url=f"https://{site.name}.atlassian.net", auth=(email, token)
-        )
+        clients[role] = basic_client(cloud, site, email, token)
     return site, clients
 
 

@@ -8,7 +8,8 @@ project the caller cannot view does not exist for it (left out, or 404 with Jira
 from __future__ import annotations
 
 import pytest
-from identity_site import IdentitySite, build_identity_site, get_json, walk_pages
+from identity_site import IdentitySite, build_identity_site, get_json
+from paging import walk_pages
 from spec import assert_response_matches_spec
 
 from jira_lab.sim.api.projects import SEARCH_MAX_PAGE, STANDARD_ISSUE_TYPES

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from site_clients import HandBuiltSite, add_accounts
 from spec import assert_matches_spec, assert_response_matches_spec
 
 from jira_lab.sim import Holder, SimCloud, SiteBuilder
@@ -33,10 +34,7 @@ ADMIN_ONLY = [SCHEMES, SEARCH, LEVELS, LEVEL_MEMBERS, PROJECT_MAPPING]
 
 
 @dataclass
-class SecuritySite:
-    builder: SiteBuilder
-    cloud: SimCloud
-    users: dict[str, str]
+class SecuritySite(HandBuiltSite):
     staff: str
     managers_role: int
     schemes: dict[str, int]
@@ -44,14 +42,6 @@ class SecuritySite:
     #: member ids per level name, in the order they were added
     members: dict[str, list[int]]
     projects: dict[str, int]
-
-    def client(self, name: str) -> httpx.Client:
-        email = self.builder.site.users[self.users[name]].email
-        assert email is not None
-        return httpx.Client(transport=self.cloud.transport(), base_url=SITE_URL, auth=(email, f"token-{name}"))
-
-    def anonymous(self) -> httpx.Client:
-        return httpx.Client(transport=self.cloud.transport(), base_url=SITE_URL)
 
 
 def build_site() -> SecuritySite:
@@ -65,7 +55,7 @@ def build_site() -> SecuritySite:
     """
     b = SiteBuilder("tiny")
     names = ["ann", "pat", "bob", "vic", "olga"]
-    users = {name: b.user(name.title(), api_token=f"token-{name}") for name in names}
+    users = add_accounts(b, names)
     jira_users = b.group("jira-users", members=[users[n] for n in ("ann", "pat", "bob", "vic")])
     admins = b.group("jira-administrators", members=[users["ann"]])
     staff = b.group("staff", members=[users["bob"]])

@@ -8,7 +8,8 @@ error, while ``user`` and ``user/groups`` answer 403.
 from __future__ import annotations
 
 import pytest
-from identity_site import IdentitySite, build_identity_site, get_json, walk_array, walk_pages
+from identity_site import IdentitySite, build_identity_site, get_json
+from paging import walk_array, walk_pages
 from spec import assert_response_matches_spec
 
 from jira_lab.sim.api.users import USERS_MAX_PAGE

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from paging import walk_issue_items
+from site_clients import HandBuiltSite, add_accounts
 from spec import assert_response_matches_spec
 
 from jira_lab.sim import Holder, SimCloud, SiteBuilder, Visibility
@@ -53,12 +55,8 @@ class FakeClock:
 
 
 @dataclass
-class WorklogSite:
-    builder: SiteBuilder
-    cloud: SimCloud
+class WorklogSite(HandBuiltSite):
     clock: FakeClock
-    users: dict[str, str]
-    emails: dict[str, str]
     #: worklog ids by who may see them: "public", "developers" (group), "role" (Developers role), "secret" (level)
     kinds: dict[str, list[int]] = field(default_factory=dict)
     #: the first issue's worklogs, the ones the per-issue tests page through
@@ -72,11 +70,6 @@ class WorklogSite:
         found = self.builder.site.worklog(worklog_id)
         assert found is not None
         return found
-
-    def client(self, name: str) -> httpx.Client:
-        return httpx.Client(
-            transport=self.cloud.transport(), base_url=SITE_URL, auth=(self.emails[name], f"token-{name}")
-        )
 
     def visible_to(self, name: str) -> set[int]:
         """Jira's rule on this site: everyone with product access browses ENG; group and role restrictions are
@@ -98,8 +91,7 @@ def build_site() -> WorklogSite:
     updated during the last minute; ENG-3: at the Secret level (only ann). Eve has no Jira product access."""
     b = SiteBuilder("tiny")
     names = ["ann", "bob", "carl", "dora", "eve"]
-    users = {name: b.user(name.title(), api_token=f"token-{name}") for name in names}
-    emails = {name: b.site.users[users[name]].email or "" for name in names}
+    users = add_accounts(b, names)
     jira_users = b.group("jira-users", members=[users[n] for n in names if n != "eve"])
     admins = b.group("jira-administrators", members=[users["ann"], users["dora"]])
     developers = b.group("developers", members=[users["ann"], users["bob"]])
@@ -113,7 +105,7 @@ def build_site() -> WorklogSite:
     eng = b.project("ENG", "Engineering", lead=users["ann"], permission_scheme=scheme, security_scheme=security)
     b.role_actor(eng, role, users=[users["ann"]], groups=[contractors])
     clock = FakeClock(NOW)
-    site = WorklogSite(b, SimCloud(b.site, clock=clock), clock, users, emails)
+    site = WorklogSite(b, SimCloud(b.site, clock=clock), users, clock)
     site.kinds = {"public": [], "developers": [], "role": [], "secret": []}
     restrictions = {
         "public": None,
@@ -170,22 +162,6 @@ def fresh() -> WorklogSite:
     return build_site()
 
 
-def walk_issue_worklogs(client: httpx.Client, issue: str, page_size: int, **params: Any) -> list[dict[str, Any]]:
-    pages: list[dict[str, Any]] = []
-    start_at = 0
-    while True:
-        response = client.get(
-            f"/rest/api/3/issue/{issue}/worklog", params={"startAt": start_at, "maxResults": page_size, **params}
-        )
-        assert response.status_code == 200, response.text
-        page = assert_response_matches_spec("GET", WORKLOGS, response)
-        assert page["startAt"] == start_at
-        pages.append(page)
-        start_at += len(page["worklogs"])
-        if not page["worklogs"] or start_at >= page["total"]:
-            return pages
-
-
 def walk_feed(client: httpx.Client, template: str, since: int = 0) -> list[dict[str, Any]]:
     """Every page of a SINCE feed, following ``nextPage`` until ``lastPage``."""
     response = client.get(template, params={"since": since})
@@ -223,7 +199,7 @@ def test_issue_worklog_pages_hold_what_the_caller_may_see_oldest_first(tiny: Wor
         w.id for w in sorted((tiny.worklog(i) for i in tiny.timesheet if i in visible), key=lambda w: w.created)
     ]
     with tiny.client(name) as client:
-        pages = walk_issue_worklogs(client, "ENG-1", page_size=2)
+        pages = walk_issue_items(client, "worklog", "ENG-1", page_size=2)
 
     assert len(pages) == math.ceil(len(expected) / 2)
     assert {page["total"] for page in pages} == {len(expected)}
@@ -337,12 +313,8 @@ def test_two_users_get_different_updated_feeds(tiny: WorklogSite) -> None:
 
 
 def test_next_page_is_followed_through_the_gateway(tiny: WorklogSite) -> None:
-    site = tiny.builder.site
-    base = f"https://api.atlassian.com/ex/jira/{site.cloud_id}"
-    token = tiny.cloud.mint_access_token(tiny.users["carl"], ["read:jira-work"])
-    with httpx.Client(
-        transport=tiny.cloud.transport(), base_url=base, headers={"Authorization": f"Bearer {token}"}
-    ) as gateway:
+    base = f"https://api.atlassian.com/ex/jira/{tiny.builder.site.cloud_id}"
+    with tiny.gateway("carl", ["read:jira-work"]) as gateway:
         pages = walk_feed(gateway, UPDATED)
 
     first = pages[0]

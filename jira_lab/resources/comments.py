@@ -110,9 +110,7 @@ def comment_row(comment: Mapping[str, Any], *, site_id: str, issue_id: int | Non
     }
 
 
-def comments_frame(
-    comments: Iterable[Mapping[str, Any]], *, site_id: str, issue_id: int | None = None
-) -> pl.DataFrame:
+def comments_frame(comments: Iterable[Mapping[str, Any]], *, site_id: str, issue_id: int | None = None) -> pl.DataFrame:
     """A ``comments`` frame of comments as Jira sent them (from any comment endpoint or a search page).
 
     Args:

@@ -162,9 +162,7 @@ def worklog_row(worklog: Mapping[str, Any], *, site_id: str, issue_id: int | Non
     }
 
 
-def worklogs_frame(
-    worklogs: Iterable[Mapping[str, Any]], *, site_id: str, issue_id: int | None = None
-) -> pl.DataFrame:
+def worklogs_frame(worklogs: Iterable[Mapping[str, Any]], *, site_id: str, issue_id: int | None = None) -> pl.DataFrame:
     """A ``worklogs`` frame of worklogs as Jira sent them (any worklog endpoint or a search page)."""
     return WORKLOGS.frame(worklog_row(worklog, site_id=site_id, issue_id=issue_id) for worklog in worklogs)
 

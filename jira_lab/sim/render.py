@@ -73,6 +73,13 @@ def group_name(site: Site, group_id: str) -> dict[str, Any]:
     return {"name": group.name, "groupId": group.group_id}
 
 
+def group_name_json(call: Call, group_id: str) -> dict[str, Any]:
+    """``GroupName`` with its ``self`` link, as user groups, application roles and permission holders list it."""
+    body = group_name(call.site, group_id)
+    body["self"] = call.self_url(f"/rest/api/3/group?groupId={group_id}")
+    return body
+
+
 def _page_link(call: Call, base: str, start_at: int, max_results: int) -> str:
     """The request's own URL under ``base``, at another ``startAt`` (other parameters kept as sent)."""
     prefix = httpx.URL(call.api_base).path.rstrip("/")

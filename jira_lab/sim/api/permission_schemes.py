@@ -31,9 +31,10 @@ from __future__ import annotations
 from typing import Any
 
 from jira_lab.sim.api.fields import custom_field_json
-from jira_lab.sim.api.projects import viewable_project
+from jira_lab.sim.api.projects import administered_project
+from jira_lab.sim.api.roles import role_json
 from jira_lab.sim.model import Holder, PermissionGrant, PermissionScheme
-from jira_lab.sim.render import user_details
+from jira_lab.sim.render import group_name_json, user_details
 from jira_lab.sim.routing import Call, JiraError, route
 
 #: The ``expand`` attribute of a scheme and of a grant list: what can be asked for.
@@ -52,7 +53,6 @@ HOLDER_EXPANDS = {
 _SAME_PARAMETER_AND_VALUE = {"user", "projectRole", "applicationRole", "userCustomField", "groupCustomField"}
 
 NO_JIRA_ACCESS = "You do not have permission to access Jira."
-PROJECT_NOT_ADMINISTERED = "You cannot view the configuration of this project."
 
 
 def _holder_sub_object(call: Call, holder: Holder) -> dict[str, Any] | None:
@@ -63,24 +63,10 @@ def _holder_sub_object(call: Call, holder: Holder) -> dict[str, Any] | None:
     if holder.type == "user":
         return user_details(call, parameter) if parameter in call.site.users else None
     if holder.type == "group":
-        group = call.site.groups.get(parameter)
-        if group is None:
-            return None
-        return {
-            "name": group.name,
-            "groupId": group.group_id,
-            "self": call.self_url(f"/rest/api/3/group?groupId={parameter}"),
-        }
+        return group_name_json(call, parameter) if parameter in call.site.groups else None
     if holder.type == "projectRole":
         role = call.site.project_roles.get(int(parameter)) if parameter.isdigit() else None
-        if role is None:
-            return None
-        return {
-            "self": call.self_url(f"/rest/api/3/role/{role.id}"),
-            "name": role.name,
-            "id": role.id,
-            "description": role.description,
-        }
+        return role_json(call, role) if role is not None else None
     custom_field = call.site.custom_fields.get(parameter)
     return None if custom_field is None else custom_field_json(custom_field)
 
@@ -170,7 +156,5 @@ def get_permission_scheme_grants(call: Call) -> dict[str, Any]:
 @route("GET", "/rest/api/3/project/{projectKeyOrId}/permissionscheme")
 def get_assigned_permission_scheme(call: Call) -> dict[str, Any]:
     """``getAssignedPermissionScheme``: the project's scheme, for Jira and project administrators."""
-    project = viewable_project(call, call.path_params["projectKeyOrId"])
-    if not call.engine.can_administer_project(call.caller, project):
-        raise JiraError(403, PROJECT_NOT_ADMINISTERED)
+    project = administered_project(call)
     return scheme_json(call, call.site.permission_schemes[project.permission_scheme_id], call.expansions())

@@ -29,6 +29,7 @@ from jira_lab.sim.api.admin_only import require_admin
 from jira_lab.sim.api.comments import COMMENT_NOT_FOUND
 from jira_lab.sim.api.issue_items import ISSUE_NOT_FOUND
 from jira_lab.sim.model import ApplicationRole, Issue, Project
+from jira_lab.sim.render import group_name_json
 from jira_lab.sim.routing import Call, JiraError, route
 
 PermissionType = Literal["GLOBAL", "PROJECT"]
@@ -418,24 +419,26 @@ def permitted_projects(call: Call) -> dict[str, Any]:
 
 # -- application roles -------------------------------------------------------------------------------------------
 def _group_details(call: Call, group_ids: Iterable[str]) -> list[dict[str, Any]]:
-    details = []
-    for gid in group_ids:
-        group = call.site.groups.get(gid)
-        if group is not None:
-            details.append(
-                {"name": group.name, "groupId": gid, "self": call.self_url(f"/rest/api/3/group?groupId={gid}")}
-            )
-    return details
+    return [group_name_json(call, gid) for gid in group_ids if gid in call.site.groups]
 
 
 def application_role_json(call: Call, role: ApplicationRole) -> dict[str, Any]:
-    """``ApplicationRole``: group names *and* ids (names change), seats counted from active members."""
+    """``ApplicationRole`` as ``/applicationrole`` answers it: seats counted from the active members of its groups."""
     members = {
         account_id
         for gid in role.group_ids
         for account_id in call.site.group_members.get(gid, set())
         if call.engine.is_active(account_id)
     }
+    return application_role_body(
+        call, role, user_count=len(members), remaining_seats=role.number_of_seats - len(members)
+    )
+
+
+def application_role_body(
+    call: Call, role: ApplicationRole, *, user_count: int, remaining_seats: int
+) -> dict[str, Any]:
+    """``ApplicationRole`` with the seat counts given: group names *and* ids (names change)."""
     groups = _group_details(call, role.group_ids)
     default_groups = _group_details(call, role.default_group_ids)
     return {
@@ -448,8 +451,8 @@ def application_role_json(call: Call, role: ApplicationRole) -> dict[str, Any]:
         "selectedByDefault": False,
         "defined": False,
         "numberOfSeats": role.number_of_seats,
-        "remainingSeats": role.number_of_seats - len(members),
-        "userCount": len(members),
+        "remainingSeats": remaining_seats,
+        "userCount": user_count,
         "userCountDescription": "users",
         "hasUnlimitedSeats": False,
         "platform": role.key == "jira-core",

@@ -40,6 +40,8 @@ PROJECT_ID_PATTERN = re.compile(r"^[1-9]\d{0,17}$")
 PROJECT_EXPANDS = "description,lead,issueTypes,url,projectKeys,permissions,insight"
 ACTIONS = ("view", "browse", "edit", "create")
 PROJECT_TYPES = ("business", "service_desk", "software")
+#: Jira's 403 for a project's configuration, to a caller who may view the project but not administer it.
+PROJECT_NOT_ADMINISTERED = "You cannot view the configuration of this project."
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,18 @@ def viewable_project(call: Call, reference: str | None = None) -> Project:
     project = find_project(call, reference)
     if project is None or not call.engine.can_view_project(call.caller, project):
         raise JiraError(404, not_found_message(reference))
+    return project
+
+
+def administered_project(call: Call) -> Project:
+    """The path's ``projectKeyOrId`` if the caller may administer it (Administer Projects there, or Administer Jira).
+
+    A project the caller may not view is a 404, as :func:`viewable_project` answers; one it views but does not
+    administer, Jira's 403 :data:`PROJECT_NOT_ADMINISTERED`.
+    """
+    project = viewable_project(call, call.path_params["projectKeyOrId"])
+    if not call.engine.can_administer_project(call.caller, project):
+        raise JiraError(403, PROJECT_NOT_ADMINISTERED)
     return project
 
 

@@ -105,23 +105,27 @@ def project_role_self(call: Call, project: Project, role: ProjectRole) -> str:
     return call.self_url(f"/rest/api/3/project/{project.id}/role/{role.id}")
 
 
-def global_role_json(call: Call, role: ProjectRole) -> dict[str, Any]:
-    """``ProjectRole`` with its default actors, as ``/role`` lists it."""
+def role_json(call: Call, role: ProjectRole, project: Project | None = None) -> dict[str, Any]:
+    """``ProjectRole`` without actors, linked under ``project`` if given, else under ``/role`` (a holder's role)."""
+    self_url = (
+        call.self_url(f"/rest/api/3/role/{role.id}") if project is None else project_role_self(call, project, role)
+    )
     return {
-        "self": call.self_url(f"/rest/api/3/role/{role.id}"),
+        "self": self_url,
         "name": role.name,
         "id": role.id,
         "description": role.description,
-        "actors": actors_json(call, "default", role, role.default_actors),
     }
+
+
+def global_role_json(call: Call, role: ProjectRole) -> dict[str, Any]:
+    """``ProjectRole`` with its default actors, as ``/role`` lists it."""
+    return {**role_json(call, role), "actors": actors_json(call, "default", role, role.default_actors)}
 
 
 def role_details_json(call: Call, project: Project, role: ProjectRole) -> dict[str, Any]:
     return {
-        "self": project_role_self(call, project, role),
-        "name": role.name,
-        "id": role.id,
-        "description": role.description,
+        **role_json(call, role, project),
         "admin": role.name == ADMIN_ROLE,
         "default": False,
         "roleConfigurable": True,
@@ -149,10 +153,7 @@ def get_project_role(call: Call) -> dict[str, Any]:
     role = role_from_path(call)
     exclude_inactive = call.query_bool("excludeInactiveUsers", False)
     return {
-        "self": project_role_self(call, project, role),
-        "name": role.name,
-        "id": role.id,
-        "description": role.description,
+        **role_json(call, role, project),
         "actors": actors_json(
             call, str(project.id), role, project.role_actors.get(role.id), exclude_inactive=exclude_inactive
         ),

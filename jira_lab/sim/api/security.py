@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from jira_lab.sim.api.admin_only import ADMIN_REQUIRED, require_admin
 from jira_lab.sim.api.permission_schemes import holder_json
-from jira_lab.sim.api.projects import viewable_project
+from jira_lab.sim.api.projects import administered_project, viewable_project
 from jira_lab.sim.model import Project, SecurityLevel, SecurityLevelMember, SecurityScheme
 from jira_lab.sim.render import page_bean
 from jira_lab.sim.routing import Call, JiraError, route
@@ -38,7 +38,6 @@ from jira_lab.sim.routing import Call, JiraError, route
 _Item = TypeVar("_Item")
 
 DEFAULT_PAGE = 50
-PROJECT_NOT_ADMINISTERED = "You cannot view the configuration of this project."
 
 
 # -- shapes ------------------------------------------------------------------------------------------------------
@@ -241,9 +240,7 @@ def search_projects_using_security_schemes(call: Call) -> dict[str, Any]:
 @route("GET", "/rest/api/3/project/{projectKeyOrId}/issuesecuritylevelscheme")
 def get_project_issue_security_scheme(call: Call) -> dict[str, Any]:
     """``getProjectIssueSecurityScheme``: the project's scheme with its levels, for Jira and project admins."""
-    project = viewable_project(call, call.path_params["projectKeyOrId"])
-    if not call.engine.can_administer_project(call.caller, project):
-        raise JiraError(403, PROJECT_NOT_ADMINISTERED)
+    project = administered_project(call)
     scheme = call.site.security_schemes.get(project.security_scheme_id or -1)
     if scheme is None:
         raise JiraError(404, f"The project {project.key} has no issue security scheme.")

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from jira_lab.sim.api.permissions import application_role_body
 from jira_lab.sim.model import ApplicationRole, User
-from jira_lab.sim.render import group_name, page_bean, user_json
+from jira_lab.sim.render import group_name_json, page_bean, user_json
 from jira_lab.sim.routing import Call, JiraError, route
 
 #: ``maxResults`` of ``GET /users/search``: default and the documented limit.
@@ -39,13 +40,6 @@ USER_EXPANDS = "groups,applicationRoles"
 
 
 # -- shapes ----------------------------------------------------------------------------------------------------
-def group_name_json(call: Call, group_id: str) -> dict[str, Any]:
-    """``GroupName`` with its ``self`` link, as ``user/groups`` and the ``groups`` expansion list it."""
-    body = group_name(call.site, group_id)
-    body["self"] = call.self_url(f"/rest/api/3/group?groupId={group_id}")
-    return body
-
-
 def groups_sorted_by_name(call: Call, group_ids: set[str]) -> list[str]:
     return sorted(group_ids, key=lambda gid: (call.site.groups[gid].name.casefold(), gid))
 
@@ -53,24 +47,9 @@ def groups_sorted_by_name(call: Call, group_ids: set[str]) -> list[str]:
 def _application_role_json(call: Call, role: ApplicationRole) -> dict[str, Any]:
     """``ApplicationRole`` as the ``applicationRoles`` expansion of a user lists it."""
     licensed = sum(1 for account_id in call.site.users if call.engine.has_application_access(account_id, role.key))
-    existing_groups = [gid for gid in role.group_ids if gid in call.site.groups]
-    default_groups = [gid for gid in role.default_group_ids if gid in call.site.groups]
-    return {
-        "key": role.key,
-        "groups": [call.site.groups[gid].name for gid in existing_groups],
-        "groupDetails": [group_name_json(call, gid) for gid in existing_groups],
-        "name": role.name,
-        "defaultGroups": [call.site.groups[gid].name for gid in default_groups],
-        "defaultGroupsDetails": [group_name_json(call, gid) for gid in default_groups],
-        "selectedByDefault": False,
-        "defined": False,
-        "numberOfSeats": role.number_of_seats,
-        "remainingSeats": max(role.number_of_seats - licensed, 0),
-        "userCount": licensed,
-        "userCountDescription": "users",
-        "hasUnlimitedSeats": False,
-        "platform": role.key == "jira-core",
-    }
+    return application_role_body(
+        call, role, user_count=licensed, remaining_seats=max(role.number_of_seats - licensed, 0)
+    )
 
 
 def user_with_expansions(call: Call, user: User, expand: set[str]) -> dict[str, Any]:

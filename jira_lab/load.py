@@ -1,0 +1,2205 @@
+"""One load run: plan, fetch, frame, upsert, cursor — for one site and one principal, into one DuckDB file.
+
+::
+
+    summary = load("jira.duckdb", client)                  # blocking; works in a notebook cell too
+    summary = await aload("jira.duckdb", client)           # the async core, for ``await`` in a notebook
+    print("\\n".join(summary.lines()))
+
+What a load fetches, and how cheaply (``shared/reference/jira-endpoints.md``):
+
+* **Issues** through ``search/jql`` pages with the key fields and the embedded comments and worklogs, walked per
+  project, oldest ``updated`` first; only issues whose embedded comments or worklogs were truncated get the
+  per-issue endpoints. **Changelogs** through ``changelog/bulkfetch`` (1000 issues a request), only for issues that
+  are new or changed. **Worklogs** of a whole walk either per truncated issue or through ``worklog/updated`` +
+  ``worklog/list`` (whichever needs fewer requests, decided from the totals Jira reported); incremental loads read
+  ``worklog/updated`` since their cursor and ``worklog/deleted`` for tombstones. **Audit records** from their ``from``
+  cursor. The **permission model** (users, groups and members, application roles, projects, roles and actors,
+  permission schemes and grants, issue security, fields, the principal's own permissions) is read whole on a first
+  or full load, and afterwards only where the audit log says something changed (users, projects, fields are always
+  re-read: a page or two each). Independent resources run concurrently within the client's cap.
+
+Sync semantics (what each load guarantees):
+
+* **Incremental.** Cursors per site, principal and resource live in ``_jira_lab_cursors`` and are written in the
+  same transaction as the rows they cover. Issue cursors are times: a walk asks for ``updated >=`` its cursor minus
+  a small overlap, and rows are deduplicated on their primary key. A load that finds nothing changed makes a dozen
+  requests (who am I, what time is it, projects, fields, users, audit log, one search, one id sweep, the two
+  worklog feeds).
+* **Deletions and lost access.** Deleted worklogs come from ``worklog/deleted``. Every incremental load sweeps the
+  ids of the issues in scope (``search/jql`` with ``fields=id``, 5000 a page): issues that disappeared are marked,
+  issues that appeared (a security level or Browse Projects gained) are fetched whole. A changed issue is re-read
+  with its complete comment and worklog sets, so items gone from it are marked. When the principal's own groups or
+  project roles changed, restricted comments and worklogs are re-checked: by id (``comment/list``,
+  ``worklog/list``) when access was only lost, by walking every issue again when access was gained. Marks set
+  ``deleted_at`` and ``deleted_reason``: ``deleted`` when Jira reported it or nothing but a deletion explains it,
+  ``no longer visible to <account id>`` when the data shows lost access (another principal's latest load still saw
+  it; the item is restricted, or the issue has a security level, or its project is no longer visible). Marked
+  rows are kept; a later load that sees the entity again clears the mark.
+* **Several principals, one database.** Entity rows are stored once. What each principal could see is kept in
+  ``_jira_lab_sightings``: after every successful load, the entities with ``last_seen_load`` equal to that load are
+  exactly the principal's view at that load (entities not re-read because nothing changed are carried forward).
+* **Resumable.** Every page of issues is committed with its comments, worklogs, sightings and the walk's cursor in
+  one transaction; changelogs and deferred worklogs are queued in cursors in the same transactions. A load killed
+  at any point (even ``kill -9``) leaves the file at its last commit, and the next load of the same site and
+  principal resumes that run: walks restart from their last committed cursor, queues are drained, and what the
+  interrupted part saw counts as seen. It ends with exactly the rows a clean load gives.
+* **One writer.** The file is opened for writing; a second process gets :class:`~jira_lab.errors.DatabaseLockedError`
+  saying who holds it. DuckDB work runs on one dedicated thread, so fetching goes on while a batch is written.
+* **Progress and summary.** One bar per resource (:mod:`jira_lab.progress`), or quiet, or a callback; the figures
+  (rows per table, requests, retries, 429s by reason, time) go to the load log (``_jira_lab_loads``) and come back as
+  a :class:`LoadSummary`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+
+from jira_lab import schema, store
+from jira_lab.client import JiraClient, SyncJiraClient
+from jira_lab.errors import JiraApiError, JiraLabError
+from jira_lab.pagination import Page, page_bean_pages, search_pages
+from jira_lab.progress import Progress, ProgressOption
+from jira_lab.ratelimit import FlowEvent, RequestStats
+from jira_lab.resources import audit, changelogs, comments, fields, issues, permissions, projects, security, users
+from jira_lab.resources import worklogs as worklog_resources
+from jira_lab.resources.access import Refusal, refusable, refusal_of
+from jira_lab.resources.convert import epoch_ms, jira_time, to_int
+
+T = TypeVar("T")
+
+#: How far back from a time cursor each incremental request reaches: Jira's search is eventually consistent and
+#: JQL dates have minute precision; rows read twice are deduplicated on their primary key.
+DEFAULT_OVERLAP = timedelta(minutes=5)
+#: Pages of one walk fetched but not yet committed. Page ``n + 2`` is requested only once page ``n`` is committed,
+#: which bounds memory and makes "the third search request" mean "the first page is safely stored".
+PAGES_IN_FLIGHT = 2
+#: Walks (search queries) running at once; each has up to :data:`PAGES_IN_FLIGHT` pages in memory.
+MAX_PARALLEL_WALKS = 16
+#: Issue ids per page of the id sweep: ``search/jql`` gives 5000 when only ids are asked for.
+SWEEP_PAGE_SIZE = 5000
+#: ``project/search`` gives at most 100 projects a page.
+PROJECTS_PAGE_SIZE = 100
+#: Issues per query when fetching issues found by the sweep (``id in (...)``).
+NEW_ISSUES_PER_QUERY = 500
+#: Issues per ``changelog/bulkfetch`` request (its maximum) and queued changelog chunks fetched at once.
+CHANGELOG_CHUNK = 1000
+CHANGELOG_CHUNKS_IN_FLIGHT = 3
+#: ``worklog/updated`` and ``worklog/list`` handle 1000 ids a request; ``issue/{id}/worklog`` 5000 worklogs a page.
+WORKLOG_FEED_PAGE = 1000
+ISSUE_WORKLOG_PAGE = 5000
+#: Deferred per-issue worklog reads committed together.
+WORKLOG_ISSUES_PER_COMMIT = 50
+
+ISSUE_CURSOR_PREFIX = "issues:"
+WORKLOGS_UPDATED_CURSOR = "worklogs:updated"
+WORKLOGS_DELETED_CURSOR = "worklogs:deleted"
+AUDIT_CURSOR = "audit_records"
+ACCESS_CURSOR = "access"
+PENDING_CHANGELOGS_CURSOR = "pending:changelogs"
+PENDING_WORKLOGS_CURSOR = "pending:worklogs"
+
+_BOOKKEEPING_KINDS = ("issue", "comment", "worklog", "changelog_history")
+#: entity kinds Jira lists only as far as the caller may view them: gone means no longer visible
+_VIEW_LIMITED_KINDS = frozenset({"project", "field"})
+
+
+# -- the summary -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSummary:
+    """What one load did, as kept in the load log.
+
+    Attributes:
+        load_id: the load's id in ``_jira_lab_loads``.
+        site_id: the site loaded.
+        principal_id: the account that loaded it.
+        principal_name: its display name.
+        status: ``succeeded`` or ``failed``.
+        full_load: every resource was read whole (asked for, or the run resumed was full).
+        covering: issues, comments and worklogs were walked whole in every project in scope.
+        resumed_from: the interrupted load this one resumed, if any.
+        rows_per_table: rows written, per table.
+        requests: HTTP requests sent (every attempt).
+        retries: attempts that repeated an earlier one.
+        throttled: 429 answers by ``RateLimit-Reason``.
+        server_errors: 5xx answers.
+        transport_errors: dropped connections, timeouts and the like.
+        truncated_bodies: answers whose body arrived cut short.
+        quota_pauses: times the client paused every request for the quota.
+        seconds: wall time.
+        refused: resources Jira refused to this principal (``_jira_lab_access``).
+        marked: entities marked deleted or no longer visible, per table.
+        error: why it failed, if it did.
+    """
+
+    load_id: int
+    site_id: str
+    principal_id: str
+    principal_name: str | None
+    status: str
+    full_load: bool
+    covering: bool
+    resumed_from: int | None
+    rows_per_table: dict[str, int]
+    requests: int
+    retries: int
+    throttled: dict[str, int]
+    server_errors: int
+    transport_errors: int
+    truncated_bodies: int
+    quota_pauses: int
+    seconds: float
+    refused: tuple[str, ...] = ()
+    marked: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def rate_limited(self) -> int:
+        """429 answers, whatever their reason."""
+        return sum(self.throttled.values())
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_per_table.values())
+
+    def lines(self) -> list[str]:
+        """The summary as lines for a terminal."""
+        who = f"{self.principal_name} ({self.principal_id})" if self.principal_name else self.principal_id
+        kind = "full" if self.full_load else "incremental"
+        lines = [f"Load {self.load_id} of {self.site_id} as {who}: {self.status} ({kind}) in {self.seconds:.1f} s"]
+        if self.resumed_from is not None:
+            lines.append(f"  resumed the interrupted load {self.resumed_from}")
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.throttled.items())) or "none"
+        lines.append(
+            f"  requests {self.requests}, retries {self.retries}, 429s {self.rate_limited} ({reasons}), "
+            f"5xx {self.server_errors}, dropped {self.transport_errors}, cut bodies {self.truncated_bodies}"
+        )
+        if self.rows_per_table:
+            width = max(len(name) for name in self.rows_per_table)
+            lines.append(f"  rows written: {self.rows}")
+            for name, count in sorted(self.rows_per_table.items()):
+                lines.append(f"    {name:<{width}} {count:>9}")
+        for name, count in sorted(self.marked.items()):
+            lines.append(f"  marked deleted or no longer visible: {count} {name}")
+        if self.refused:
+            lines.append(f"  refused to this principal: {', '.join(self.refused)}")
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        return lines
+
+
+# -- small pure helpers ----------------------------------------------------------------------------------------------
+
+
+def jql_time(moment: datetime, zone: tzinfo) -> str:
+    """A time as a JQL date (``yyyy/MM/dd HH:mm``) in the principal's time zone, floored to the minute.
+
+    Jira reads absolute JQL dates in the caller's profile time zone, to the minute, so flooring never skips anything.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("give the time a time zone (e.g. UTC)")
+    return moment.astimezone(zone).strftime("%Y/%m/%d %H:%M")
+
+
+def walk_jql(project_ids: Iterable[int], start: datetime | None, zone: tzinfo) -> str:
+    """The query of an issue walk: these projects, ``updated >= start`` when given, oldest ``updated`` first."""
+    ids = sorted(set(project_ids))
+    if not ids:
+        raise ValueError("a walk needs at least one project")
+    clauses = [f"project in ({', '.join(str(i) for i in ids)})"]
+    if start is not None:
+        clauses.append(f'updated >= "{jql_time(start, zone)}"')
+    return " AND ".join(clauses) + " ORDER BY updated ASC, id ASC"
+
+
+def page_position(updated: Iterable[datetime | None], started: datetime, previous: datetime | None) -> datetime | None:
+    """Where a walk ordered by ``updated`` stands after a page: a time no later than the page's last position.
+
+    Jira fixes a search's order when its first page is read but returns each issue's current data, so an issue
+    changed since then shows a newer ``updated`` than the one it was sorted by. Only issues unchanged since the load
+    started (``updated <= started``) show their sort key; the latest of those is a safe position to resume from.
+    """
+    candidates = [moment for moment in updated if moment is not None and moment <= started]
+    if previous is not None:
+        candidates.append(previous)
+    return max(candidates, default=None)
+
+
+def worklog_strategy(truncated_totals: Iterable[int], visible_worklogs: int, *, whole_site: bool) -> str:
+    """``per_issue`` or ``feed``: the cheaper way to complete the worklogs of a whole walk.
+
+    Per issue costs one page of ``issue/{id}/worklog`` per 5000 worklogs of each truncated issue; the feed costs a
+    ``worklog/updated`` page and a ``worklog/list`` request per 1000 visible worklogs, plus its last empty check.
+    The feed lists the whole site, so it only serves a load of every project.
+    """
+    per_issue = sum(math.ceil(total / ISSUE_WORKLOG_PAGE) for total in truncated_totals)
+    if not whole_site or per_issue == 0:
+        return "per_issue"
+    feed = 2 * math.ceil(visible_worklogs / WORKLOG_FEED_PAGE) + 1
+    return "feed" if feed < per_issue else "per_issue"
+
+
+def no_longer_visible(principal_id: str) -> str:
+    """The ``deleted_reason`` of an entity gone from this principal's view but not shown to be deleted."""
+    return f"{schema.NO_LONGER_VISIBLE} to {principal_id}"
+
+
+def site_id_for(client: JiraClient) -> str:
+    """The site's id in the database: the cloud id of a gateway URL, else the site URL."""
+    base = client.base_url
+    marker = "/ex/jira/"
+    if marker in base:
+        return base.split(marker, 1)[1].split("/", 1)[0]
+    return base
+
+
+def _zone(name: str | None) -> tzinfo:
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _as_datetime(value: datetime | date | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    parsed = jira_time(value)
+    if parsed is None:
+        raise ValueError(f"not a date: {value!r}")
+    return parsed
+
+
+def _holds_restriction(
+    access: Mapping[str, Any], kind: str, identifier: str | None, project_id: int | None, role_id: int | None
+) -> bool:
+    """Whether the principal, as its groups and roles were loaded, still satisfies an item's ``visibility``.
+
+    Unknown (groups or roles unreadable, a role or project unknown) counts as not held.
+    """
+    if kind == "group":
+        groups = access.get("groups")
+        return groups is not None and identifier in groups
+    if kind == "role":
+        roles = access.get("roles")
+        return roles is not None and project_id is not None and [project_id, role_id] in roles
+    return False
+
+
+def _ids_frame(table: schema.Table, site_id: str, entity_ids: Iterable[str]) -> pl.DataFrame:
+    """Primary-key frame of entity rows from their sighting ids (text), cast to the table's key type."""
+    key = [name for name in table.primary_key if name != "site_id"]
+    if len(key) != 1:
+        raise ValueError(f"{table.name} is not keyed by one id")
+    column = table.column(key[0])
+    ids = pl.Series(key[0], list(entity_ids), dtype=pl.String).cast(column.type.polars)
+    return pl.DataFrame({"site_id": pl.Series([site_id] * len(ids), dtype=pl.String), key[0]: ids})
+
+
+class _ArrowStream:
+    """A frame seen only through its Arrow PyCapsule stream, so DuckDB scans it without pyarrow."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self._frame = frame
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return self._frame.__arrow_c_stream__(requested_schema)
+
+
+# -- what the database side is given ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The account a load runs as (``/myself``)."""
+
+    account_id: str
+    display_name: str | None
+    time_zone: str | None
+
+
+@dataclass(slots=True)
+class _Write:
+    """Rows, sightings and bookkeeping committed together."""
+
+    upserts: list[tuple[str, pl.DataFrame]] = field(default_factory=list)
+    replaces: list[tuple[str, pl.DataFrame, pl.DataFrame]] = field(default_factory=list)
+    sightings: list[tuple[str, Sequence[Any] | pl.Series]] = field(default_factory=list)
+    cursors: dict[str, str] = field(default_factory=dict)
+    readable: list[str] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    progress: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _IssuePage:
+    frames: issues.SearchPageFrames
+    extra_comments: list[pl.DataFrame]
+    extra_worklogs: list[pl.DataFrame]
+    deferred_worklogs: dict[int, int]
+    cursors: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    load_id: int
+    run_start: int
+    previous_ok: int | None
+    full: bool
+    resumed_from: int | None
+    cursors: dict[str, tuple[str, int | None]]
+
+    @property
+    def base(self) -> int:
+        """Sightings at or after this load make up the view being carried forward."""
+        return self.previous_ok if self.previous_ok is not None else self.run_start
+
+    def cursor(self, resource: str, *, this_run_only: bool = False) -> str | None:
+        found = self.cursors.get(resource)
+        if found is None:
+            return None
+        value, load_id = found
+        if this_run_only and (load_id is None or load_id < self.run_start):
+            return None
+        return value
+
+
+@dataclass(slots=True)
+class _Finale:
+    """What the last transaction of a successful load needs to know."""
+
+    issue_scope: list[int] | None
+    issues_complete: bool
+    since: datetime | None
+    visible_project_ids: set[int]
+    refreshed_kinds: set[str]
+    deleted_worklog_ids: set[int]
+    unseen_restricted: dict[str, set[int]]
+    own_access: dict[str, Any]
+    cursors: dict[str, str]
+    figures: dict[str, Any]
+    stats: RequestStats
+
+
+# -- the database side (runs on the writer thread only) --------------------------------------------------------------
+
+
+class _Database:
+    """Every DuckDB read and write of one load, run on the loader's single writer thread."""
+
+    def __init__(self, conn: store.Connection, site_id: str, principal: Principal) -> None:
+        self.conn = conn
+        self.site_id = site_id
+        self.principal = principal
+        self.rows: Counter[str] = Counter()
+        self.run: _Run | None = None
+        self.pending_changelogs: set[int] = set()
+        self.taken_changelogs: set[int] = set()
+        self.pending_worklogs: dict[int, int] = {}
+
+    @property
+    def me(self) -> str:
+        return self.principal.account_id
+
+    @property
+    def current(self) -> _Run:
+        if self.run is None:
+            raise RuntimeError("the load has not started")
+        return self.run
+
+    # -- starting --------------------------------------------------------------------------------------------------
+    def start(
+        self,
+        *,
+        url: str,
+        title: str | None,
+        auth_kind: str,
+        scopes: Iterable[str] | None,
+        full: bool,
+        options: dict[str, Any],
+    ) -> _Run:
+        conn = self.conn
+        store.ensure_schema(conn)
+        with store.transaction(conn):
+            store.register_site(
+                conn, site_id=self.site_id, url=url, cloud_id=None if url == self.site_id else self.site_id, title=title
+            )
+            store.register_principal(
+                conn,
+                site_id=self.site_id,
+                principal_id=self.me,
+                display_name=self.principal.display_name,
+                auth_kind=auth_kind,
+                scopes=scopes,
+            )
+            last = conn.execute(
+                "SELECT load_id, status, full_load, options FROM _jira_lab_loads "
+                "WHERE site_id = ? AND principal_id = ? ORDER BY load_id DESC LIMIT 1",
+                [self.site_id, self.me],
+            ).fetchall()
+            previous_ok = conn.execute(
+                "SELECT max(load_id) FROM _jira_lab_loads WHERE site_id = ? AND principal_id = ? "
+                "AND status = 'succeeded'",
+                [self.site_id, self.me],
+            ).fetchall()[0][0]
+            next_id = int(conn.execute("SELECT coalesce(max(load_id), 0) + 1 FROM _jira_lab_loads").fetchall()[0][0])
+            resumed_from: int | None = None
+            run_start = next_id
+            if last and last[0][1] != "succeeded":
+                resumed_from = int(last[0][0])
+                previous_options = json.loads(last[0][3] or "{}")
+                run_start = int(previous_options.get("run_start", resumed_from))
+                full = full or bool(last[0][2])
+            load_id = store.start_load(
+                conn,
+                site_id=self.site_id,
+                principal_id=self.me,
+                full_load=full,
+                options={**options, "run_start": run_start, "resumed_from": resumed_from},
+            )
+            if load_id != next_id:
+                raise RuntimeError(f"another writer started load {next_id} meanwhile")
+            cursors = {
+                str(resource): (str(value), None if load is None else int(load))
+                for resource, value, load in conn.execute(
+                    "SELECT resource, cursor_value, load_id FROM _jira_lab_cursors "
+                    "WHERE site_id = ? AND principal_id = ?",
+                    [self.site_id, self.me],
+                ).fetchall()
+            }
+        self.run = _Run(
+            load_id, run_start, None if previous_ok is None else int(previous_ok), full, resumed_from, cursors
+        )
+        pending = self.run.cursor(PENDING_CHANGELOGS_CURSOR)
+        self.pending_changelogs = set(json.loads(pending)) if pending else set()
+        pending_worklogs = self.run.cursor(PENDING_WORKLOGS_CURSOR)
+        self.pending_worklogs = (
+            {int(k): int(v) for k, v in json.loads(pending_worklogs).items()} if pending_worklogs else {}
+        )
+        return self.run
+
+    # -- reads -----------------------------------------------------------------------------------------------------
+    def view_of(self, kind: str) -> set[str]:
+        """Ids of the entities of a kind in this principal's view so far (the last load's, and this run's)."""
+        rows = self.conn.execute(
+            "SELECT entity_id FROM _jira_lab_sightings WHERE site_id = ? AND principal_id = ? AND entity_kind = ? "
+            "AND last_seen_load >= ?",
+            [self.site_id, self.me, kind, self.current.base],
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def known_projects(self) -> dict[int, str]:
+        rows = self.conn.execute("SELECT id, key FROM projects WHERE site_id = ?", [self.site_id]).fetchall()
+        return {int(i): str(k) for i, k in rows}
+
+    def seen_before(self, kind: str, ids: Iterable[int | str]) -> set[str]:
+        """Which of these entities this principal's view held before this run (or already holds in it)."""
+        wanted = [str(i) for i in ids]
+        if not wanted:
+            return set()
+        rows = self.conn.execute(
+            "SELECT entity_id FROM _jira_lab_sightings WHERE site_id = ? AND principal_id = ? AND entity_kind = ? "
+            "AND last_seen_load >= ? AND entity_id IN (SELECT unnest(?))",
+            [self.site_id, self.me, kind, self.current.base, wanted],
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def fetched_in_run(self, issue_ids: Iterable[int]) -> set[int]:
+        """Issues this run already read whole (their totals, comments and worklogs were committed)."""
+        wanted = list(issue_ids)
+        if not wanted:
+            return set()
+        rows = self.conn.execute(
+            "SELECT issue_id FROM issue_totals WHERE site_id = ? AND principal_id = ? AND load_id >= ? "
+            "AND issue_id IN (SELECT unnest(?))",
+            [self.site_id, self.me, self.current.run_start, wanted],
+        ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def sighted_in_run(self, kind: str, ids: Iterable[int]) -> set[int]:
+        wanted = [str(i) for i in ids]
+        if not wanted:
+            return set()
+        rows = self.conn.execute(
+            "SELECT entity_id FROM _jira_lab_sightings WHERE site_id = ? AND principal_id = ? AND entity_kind = ? "
+            "AND last_seen_load >= ? AND entity_id IN (SELECT unnest(?))",
+            [self.site_id, self.me, kind, self.current.run_start, wanted],
+        ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def live_issue_ids(self, issue_ids: Iterable[int]) -> set[int]:
+        wanted = list(issue_ids)
+        if not wanted:
+            return set()
+        rows = self.conn.execute(
+            "SELECT id FROM issues WHERE site_id = ? AND id IN (SELECT unnest(?))", [self.site_id, wanted]
+        ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def issue_projects(self, issue_ids: Iterable[int]) -> dict[int, int]:
+        wanted = list(issue_ids)
+        if not wanted:
+            return {}
+        rows = self.conn.execute(
+            "SELECT id, project_id FROM issues WHERE site_id = ? AND id IN (SELECT unnest(?))", [self.site_id, wanted]
+        ).fetchall()
+        return {int(i): int(p) for i, p in rows if p is not None}
+
+    def issues_of_items(self, comment_ids: Iterable[int], worklog_ids: Iterable[int]) -> set[int]:
+        """The issues these comments and worklogs are on (live issues only)."""
+        found: set[int] = set()
+        for table, ids in (("comments", list(comment_ids)), ("worklogs", list(worklog_ids))):
+            if ids:
+                rows = self.conn.execute(
+                    f"SELECT DISTINCT t.issue_id FROM {table} t JOIN issues i ON i.site_id = t.site_id "
+                    "AND i.id = t.issue_id AND i.deleted_at IS NULL WHERE t.site_id = ? AND t.id IN (SELECT unnest(?))",
+                    [self.site_id, ids],
+                ).fetchall()
+                found |= {int(r[0]) for r in rows}
+        return found
+
+    def group_ids_by_name(self) -> dict[str, str]:
+        rows = self.conn.execute("SELECT name, group_id FROM groups WHERE site_id = ?", [self.site_id]).fetchall()
+        return {str(n): str(g) for n, g in rows if n is not None}
+
+    def worklog_totals_in_run(self) -> int:
+        """Worklogs Jira reported on the issues this run read, to this principal."""
+        rows = self.conn.execute(
+            "SELECT coalesce(sum(worklog_total), 0) FROM issue_totals WHERE site_id = ? AND principal_id = ? "
+            "AND load_id >= ?",
+            [self.site_id, self.me, self.current.run_start],
+        ).fetchall()
+        return int(rows[0][0])
+
+    def restricted_in_view(self, table: str, kind: str) -> list[int]:
+        """Ids of restricted comments or worklogs in this principal's current view."""
+        rows = self.conn.execute(
+            f"SELECT t.id FROM {schema.quote(table)} t JOIN _jira_lab_sightings s ON s.site_id = t.site_id "
+            "AND s.entity_kind = ? AND s.entity_id = CAST(t.id AS VARCHAR) WHERE t.site_id = ? AND s.principal_id = ? "
+            "AND s.last_seen_load >= ? AND t.visibility_type IS NOT NULL AND t.deleted_at IS NULL ORDER BY t.id",
+            [kind, self.site_id, self.me, self.current.base],
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def own_access(self, groups_known: bool, roles_known: bool) -> dict[str, Any]:
+        """The principal's own groups and project roles as loaded: what restricted items it may see depends on."""
+        # the memberships stored are the latest read, whether or not this load re-read them
+        member_of = sorted(
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT DISTINCT group_id FROM group_members WHERE site_id = ? AND account_id = ?",
+                [self.site_id, self.me],
+            ).fetchall()
+        )
+        groups: list[str] | None = member_of if groups_known else None
+        roles: list[list[int]] | None = None
+        if roles_known:
+            roles = sorted(
+                [int(p), int(r)]
+                for p, r in self.conn.execute(
+                    "SELECT DISTINCT project_id, role_id FROM role_actors WHERE site_id = ? AND ((actor_type = 'user' "
+                    "AND actor_id = ?) OR (actor_type = 'group' AND actor_id IN (SELECT unnest(?))))",
+                    [self.site_id, self.me, member_of],
+                ).fetchall()
+            )
+        return {"groups": groups, "roles": roles}
+
+    # -- writes ----------------------------------------------------------------------------------------------------
+    def _upsert(self, table: str, frame: pl.DataFrame) -> int:
+        if frame.is_empty():
+            return 0
+        written = store.upsert(self.conn, table, frame)
+        self.rows[table] += written
+        return written
+
+    def _replace(self, table: str, frame: pl.DataFrame, scope: pl.DataFrame) -> int:
+        if scope.is_empty():
+            return 0
+        written = store.replace_rows(self.conn, table, frame, scope=scope)
+        self.rows[table] += written
+        return written
+
+    def _sight(self, kind: str, ids: Sequence[Any] | pl.Series) -> None:
+        if len(ids):
+            store.record_sightings(
+                self.conn,
+                site_id=self.site_id,
+                principal_id=self.me,
+                load_id=self.current.load_id,
+                entity_kind=kind,
+                entity_ids=ids,
+            )
+
+    def _cursor(self, resource: str, value: str) -> None:
+        store.set_cursor(
+            self.conn,
+            site_id=self.site_id,
+            principal_id=self.me,
+            resource=resource,
+            value=value,
+            load_id=self.current.load_id,
+        )
+
+    def write(self, batch: _Write) -> int:
+        """Commit one batch; returns the rows written."""
+        before = sum(self.rows.values())
+        with store.transaction(self.conn):
+            for table, frame in batch.upserts:
+                self._upsert(table, frame)
+            for table, frame, scope in batch.replaces:
+                self._replace(table, frame, scope)
+            for kind, ids in batch.sightings:
+                self._sight(kind, ids)
+            for resource, value in batch.cursors.items():
+                self._cursor(resource, value)
+            for resource in batch.readable:
+                store.record_access(self.conn, load_id=self.current.load_id, resource=resource, outcome="ok")
+            for refusal in batch.refusals:
+                store.record_access(self.conn, load_id=self.current.load_id, **refusal.access_fields())
+        return sum(self.rows.values()) - before
+
+    def write_issue_page(self, page: _IssuePage, *, full: bool) -> tuple[int, int, int]:
+        """Commit one page of issues with everything it holds; queue the changelogs it needs.
+
+        Returns:
+            Issues, comments and worklogs written.
+        """
+        frames = page.frames
+        issue_ids = frames.issues["id"].to_list()
+        comment_frame = pl.concat([frames.comments, *page.extra_comments], how="vertical_relaxed")
+        worklog_frame = pl.concat([frames.worklogs, *page.extra_worklogs], how="vertical_relaxed")
+        with store.transaction(self.conn):
+            needing = self._changelogs_needed(frames.issues, full=full)
+            self._upsert("issues", frames.issues)
+            self._upsert("comments", comment_frame)
+            self._upsert("worklogs", worklog_frame)
+            self._upsert("issue_totals", frames.issue_totals)
+            scope = pl.DataFrame({"site_id": [self.site_id] * len(issue_ids), "issue_id": issue_ids})
+            self._replace("issue_field_values", frames.issue_field_values, scope)
+            self._sight("issue", frames.issues["id"])
+            self._sight("comment", comment_frame["id"])
+            self._sight("worklog", worklog_frame["id"])
+            if needing:
+                self.pending_changelogs.update(needing)
+                self._cursor(PENDING_CHANGELOGS_CURSOR, json.dumps(sorted(self.pending_changelogs)))
+            if page.deferred_worklogs:
+                self.pending_worklogs.update(page.deferred_worklogs)
+                self._cursor(PENDING_WORKLOGS_CURSOR, json.dumps({str(k): v for k, v in self.pending_worklogs.items()}))
+            for resource, value in page.cursors.items():
+                self._cursor(resource, value)
+        return frames.issues.height, comment_frame["id"].n_unique(), worklog_frame["id"].n_unique()
+
+    def _changelogs_needed(self, issue_frame: pl.DataFrame, *, full: bool) -> list[int]:
+        """Issues of a page whose changelog must be read: new to this principal or changed (every one on a full run,
+        once)."""
+        ids = issue_frame["id"].to_list()
+        run = self.current
+        window = run.run_start if full else run.base
+        rows = self.conn.execute(
+            "SELECT i.id, i.updated, s.last_seen_load FROM issues i LEFT JOIN _jira_lab_sightings s "
+            "ON s.site_id = i.site_id AND s.principal_id = ? AND s.entity_kind = 'issue' "
+            "AND s.entity_id = CAST(i.id AS VARCHAR) "
+            "WHERE i.site_id = ? AND i.id IN (SELECT unnest(?))",
+            [self.me, self.site_id, ids],
+        ).fetchall()
+        stored = {int(i): (updated, seen) for i, updated, seen in rows}
+        needing = []
+        for issue_id, updated in zip(ids, issue_frame["updated"].to_list(), strict=True):
+            old = stored.get(int(issue_id))
+            if old is None or old[1] is None or old[1] < window or (not full and old[0] != updated):
+                needing.append(int(issue_id))
+        return needing
+
+    def take_changelogs(self, count: int) -> list[int]:
+        free = sorted(self.pending_changelogs - self.taken_changelogs)[:count]
+        self.taken_changelogs.update(free)
+        return free
+
+    def write_changelogs(self, issue_ids: list[int], frames: changelogs.ChangelogFrames) -> int:
+        with store.transaction(self.conn):
+            self._upsert("changelog_histories", frames.histories)
+            self._upsert("changelog_items", frames.items)
+            self._sight("changelog_history", frames.histories["id"])
+            self.pending_changelogs.difference_update(issue_ids)
+            self._cursor(PENDING_CHANGELOGS_CURSOR, json.dumps(sorted(self.pending_changelogs)))
+        self.taken_changelogs.difference_update(issue_ids)
+        return frames.histories.height
+
+    def write_worklogs(
+        self, frame: pl.DataFrame, *, done_issues: Iterable[int] = (), cursors: Mapping[str, str] | None = None
+    ) -> int:
+        done = list(done_issues)
+        with store.transaction(self.conn):
+            self._upsert("worklogs", frame)
+            self._sight("worklog", frame["id"])
+            if done:
+                for issue_id in done:
+                    self.pending_worklogs.pop(issue_id, None)
+                self._cursor(PENDING_WORKLOGS_CURSOR, json.dumps({str(k): v for k, v in self.pending_worklogs.items()}))
+            for resource, value in (cursors or {}).items():
+                self._cursor(resource, value)
+        return frame.height
+
+    def clear_pending_worklogs(self, cursors: Mapping[str, str]) -> None:
+        with store.transaction(self.conn):
+            self.pending_worklogs.clear()
+            self._cursor(PENDING_WORKLOGS_CURSOR, "{}")
+            for resource, value in cursors.items():
+                self._cursor(resource, value)
+
+    def mark_deleted_worklogs(self, tombstones: pl.DataFrame, cursor: str) -> set[int]:
+        """Mark stored worklogs ``worklog/deleted`` listed; returns the ids marked."""
+        with store.transaction(self.conn):
+            known = self.live_worklogs(tombstones["id"].to_list())
+            marked = tombstones.filter(pl.col("id").is_in(list(known)))
+            if not marked.is_empty():
+                store.upsert(self.conn, "worklogs", marked)
+            self._cursor(WORKLOGS_DELETED_CURSOR, cursor)
+        return known
+
+    def live_worklogs(self, ids: list[int]) -> set[int]:
+        if not ids:
+            return set()
+        rows = self.conn.execute(
+            "SELECT id FROM worklogs WHERE site_id = ? AND id IN (SELECT unnest(?)) "
+            "AND deleted_reason IS DISTINCT FROM ?",
+            [self.site_id, ids, schema.DELETED],
+        ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def record_sweep(self, issue_ids: list[int]) -> tuple[set[int], set[int]]:
+        """Record the sweep's sightings; returns (ids new to this principal's view, ids already read in this run)."""
+        with store.transaction(self.conn):
+            before = self.seen_before("issue", issue_ids)
+            read = self.fetched_in_run(issue_ids)
+            self._sight("issue", issue_ids)
+        new = {i for i in issue_ids if str(i) not in before}
+        return new, read
+
+    # -- finishing -------------------------------------------------------------------------------------------------
+    def finish(self, finale: _Finale) -> dict[str, int]:
+        """The last transaction: marks, the view carried forward, cursors, the load log."""
+        run = self.current
+        now = datetime.now(UTC)
+        with store.transaction(self.conn):
+            missing = self._missing(finale)
+            marked = self._mark(missing, finale, now)
+            gone_issues = sorted(int(i) for i in missing.get("issue", set()))
+            if gone_issues:
+                # what Jira reports to this principal about an issue it no longer sees: nothing
+                self.conn.execute(
+                    "DELETE FROM issue_totals WHERE site_id = ? AND principal_id = ? "
+                    "AND issue_id IN (SELECT unnest(?))",
+                    [self.site_id, self.me, gone_issues],
+                ).fetchall()
+            self._carry_forward(missing)
+            for resource, value in finale.cursors.items():
+                self._cursor(resource, value)
+            self._cursor(PENDING_CHANGELOGS_CURSOR, "[]")
+            self._cursor(PENDING_WORKLOGS_CURSOR, "{}")
+            stats = finale.stats
+            options = json.loads(
+                self.conn.execute("SELECT options FROM _jira_lab_loads WHERE load_id = ?", [run.load_id]).fetchall()[0][
+                    0
+                ]
+                or "{}"
+            )
+            options["figures"] = {**finale.figures, "marked": marked}
+            self.conn.execute(
+                "UPDATE _jira_lab_loads SET options = ? WHERE load_id = ?", [json.dumps(options), run.load_id]
+            )
+            store.finish_load(
+                self.conn,
+                run.load_id,
+                status="succeeded",
+                rows_per_table=dict(self.rows),
+                requests=stats.requests,
+                retries=stats.retries,
+                rate_limited=sum(stats.throttled.values()),
+            )
+        return marked
+
+    def fail(self, error: str, stats: RequestStats, figures: dict[str, Any]) -> None:
+        run = self.current
+        with store.transaction(self.conn):
+            options = json.loads(
+                self.conn.execute("SELECT options FROM _jira_lab_loads WHERE load_id = ?", [run.load_id]).fetchall()[0][
+                    0
+                ]
+                or "{}"
+            )
+            options["figures"] = figures
+            self.conn.execute(
+                "UPDATE _jira_lab_loads SET options = ? WHERE load_id = ?", [json.dumps(options), run.load_id]
+            )
+            store.finish_load(
+                self.conn,
+                run.load_id,
+                status="failed",
+                rows_per_table=dict(self.rows),
+                requests=stats.requests,
+                retries=stats.retries,
+                rate_limited=sum(stats.throttled.values()),
+                error=error,
+            )
+
+    def _previous_view(
+        self, kind: str, table: str, condition: str = "TRUE", params: Sequence[Any] = ()
+    ) -> pl.DataFrame:
+        """Entities of this principal's previous view not seen in this run, joined to their rows (alias ``t``)."""
+        run = self.current
+        if run.previous_ok is None:
+            return pl.DataFrame(schema={"entity_id": pl.String})
+        declared = schema.table(table)
+        key = next(name for name in declared.primary_key if name != "site_id")
+        return store.read_frame(
+            self.conn,
+            f"SELECT s.entity_id FROM _jira_lab_sightings s JOIN {schema.quote(table)} t ON t.site_id = s.site_id "
+            f"AND CAST(t.{schema.quote(key)} AS VARCHAR) = s.entity_id WHERE s.site_id = ? AND s.principal_id = ? "
+            f"AND s.entity_kind = ? AND s.last_seen_load >= ? AND s.last_seen_load < ? AND ({condition})",
+            [self.site_id, self.me, kind, run.previous_ok, run.run_start, *params],
+        )
+
+    def _missing(self, finale: _Finale) -> dict[str, set[str]]:
+        """Entities this principal saw before and, as far as this run can tell, sees no more."""
+        run = self.current
+        missing: dict[str, set[str]] = {}
+        if finale.issues_complete:
+            condition, params = "TRUE", list[Any]()
+            if finale.issue_scope is not None:
+                condition, params = "t.project_id IN (SELECT unnest(?))", [finale.issue_scope]
+            if finale.since is not None:
+                condition += " AND t.updated >= ?"
+                params.append(finale.since)
+            missing["issue"] = set(self._previous_view("issue", "issues", condition, params)["entity_id"].to_list())
+        gone_issues = [int(i) for i in missing.get("issue", set())]
+        reread = (
+            "t.issue_id IN (SELECT unnest(?)) OR t.issue_id IN (SELECT issue_id FROM issue_totals WHERE site_id = ? "
+            "AND principal_id = ? AND load_id >= ?)"
+        )
+        reread_params = [gone_issues, self.site_id, self.me, run.run_start]
+        for kind, table in (("comment", "comments"), ("worklog", "worklogs")):
+            found = set(self._previous_view(kind, table, reread, reread_params)["entity_id"].to_list())
+            found |= {str(i) for i in finale.unseen_restricted.get(kind, set())}
+            missing[kind] = found
+        missing["worklog"] |= {str(i) for i in finale.deleted_worklog_ids}
+        if gone_issues:
+            histories = self._previous_view(
+                "changelog_history", "changelog_histories", "t.issue_id IN (SELECT unnest(?))", [gone_issues]
+            )
+            missing["changelog_history"] = set(histories["entity_id"].to_list())
+        for kind in finale.refreshed_kinds:
+            declared = schema.ENTITY_TABLES[kind]
+            missing[kind] = set(self._previous_view(kind, declared.name)["entity_id"].to_list())
+        return {kind: ids for kind, ids in missing.items() if ids}
+
+    def _still_seen_by_others(self, kind: str, ids: set[str]) -> set[str]:
+        """Which of these another principal's latest successful load still saw."""
+        if not ids:
+            return set()
+        rows = self.conn.execute(
+            "WITH latest AS (SELECT principal_id, max(load_id) AS load_id FROM _jira_lab_loads WHERE site_id = ? "
+            "AND status = 'succeeded' AND principal_id <> ? GROUP BY principal_id) "
+            "SELECT DISTINCT s.entity_id FROM _jira_lab_sightings s JOIN latest l ON l.principal_id = s.principal_id "
+            "AND s.last_seen_load = l.load_id WHERE s.site_id = ? AND s.entity_kind = ? "
+            "AND s.entity_id IN (SELECT unnest(?))",
+            [self.site_id, self.me, self.site_id, kind, sorted(ids)],
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def _mark(self, missing: dict[str, set[str]], finale: _Finale, now: datetime) -> dict[str, int]:
+        lost = no_longer_visible(self.me)
+        reasons: dict[str, dict[str, str]] = {}
+        issue_reason: dict[str, str] = {}
+        if missing.get("issue"):
+            ids = missing["issue"]
+            others = self._still_seen_by_others("issue", ids)
+            rows = self.conn.execute(
+                "SELECT CAST(id AS VARCHAR), project_id, security_level_id FROM issues WHERE site_id = ? "
+                "AND CAST(id AS VARCHAR) IN (SELECT unnest(?))",
+                [self.site_id, sorted(ids)],
+            ).fetchall()
+            for issue_id, project_id, level in rows:
+                hidden = issue_id in others or level is not None or project_id not in finale.visible_project_ids
+                issue_reason[str(issue_id)] = lost if hidden else schema.DELETED
+            reasons["issue"] = issue_reason
+        for kind, table in (("comment", "comments"), ("worklog", "worklogs")):
+            ids = missing.get(kind, set())
+            if not ids:
+                continue
+            others = self._still_seen_by_others(kind, ids)
+            rows = self.conn.execute(
+                "SELECT CAST(t.id AS VARCHAR), CAST(t.issue_id AS VARCHAR), t.visibility_type, "
+                f"t.visibility_identifier, i.project_id, r.id FROM {schema.quote(table)} t "
+                "LEFT JOIN issues i ON i.site_id = t.site_id AND i.id = t.issue_id "
+                "LEFT JOIN project_roles r ON r.site_id = t.site_id AND t.visibility_type = 'role' "
+                "AND r.name = t.visibility_identifier "
+                "WHERE t.site_id = ? AND CAST(t.id AS VARCHAR) IN (SELECT unnest(?))",
+                [self.site_id, sorted(ids)],
+            ).fetchall()
+            chosen: dict[str, str] = {}
+            for item_id, issue_id, visibility_type, identifier, project_id, role_id in rows:
+                if kind == "worklog" and int(item_id) in finale.deleted_worklog_ids:
+                    continue  # marked already, as Jira reported
+                if issue_id in issue_reason:
+                    chosen[item_id] = issue_reason[issue_id]
+                elif item_id in others:
+                    chosen[item_id] = lost
+                elif visibility_type is None:
+                    chosen[item_id] = schema.DELETED
+                else:
+                    held = _holds_restriction(finale.own_access, visibility_type, identifier, project_id, role_id)
+                    chosen[item_id] = schema.DELETED if held else lost
+            reasons[kind] = chosen
+        if missing.get("changelog_history"):
+            rows = self.conn.execute(
+                "SELECT CAST(id AS VARCHAR), CAST(issue_id AS VARCHAR) FROM changelog_histories WHERE site_id = ? "
+                "AND CAST(id AS VARCHAR) IN (SELECT unnest(?))",
+                [self.site_id, sorted(missing["changelog_history"])],
+            ).fetchall()
+            reasons["changelog_history"] = {h: issue_reason.get(i, lost) for h, i in rows}
+        for kind in finale.refreshed_kinds:
+            ids = missing.get(kind, set())
+            if not ids:
+                continue
+            others = self._still_seen_by_others(kind, ids)
+            default = lost if kind in _VIEW_LIMITED_KINDS else schema.DELETED
+            reasons[kind] = {i: (lost if i in others else default) for i in ids}
+        marked: dict[str, int] = {}
+        for kind, chosen in reasons.items():
+            declared = schema.ENTITY_TABLES[kind]
+            by_reason: dict[str, list[str]] = {}
+            for entity_id, reason in chosen.items():
+                by_reason.setdefault(reason, []).append(entity_id)
+            for reason, entity_ids in by_reason.items():
+                count = store.mark_deleted(
+                    self.conn, declared.name, _ids_frame(declared, self.site_id, entity_ids), reason=reason, at=now
+                )
+                if count:
+                    marked[declared.name] = marked.get(declared.name, 0) + count
+        return marked
+
+    def _carry_forward(self, missing: dict[str, set[str]]) -> None:
+        """Everything of the view not found missing is still seen: its sighting moves to this load."""
+        run = self.current
+        gone = pl.DataFrame(
+            {
+                "entity_kind": [kind for kind, ids in missing.items() for _ in ids],
+                "entity_id": [i for ids in missing.values() for i in ids],
+            },
+            schema={"entity_kind": pl.String, "entity_id": pl.String},
+        )
+        name = f"_jira_lab_missing_{run.load_id}"
+        self.conn.register(name, _ArrowStream(gone))
+        try:
+            self.conn.execute(
+                f"UPDATE _jira_lab_sightings AS s SET last_seen_load = ? WHERE s.site_id = ? AND s.principal_id = ? "
+                f"AND s.last_seen_load >= ? AND s.last_seen_load < ? AND NOT EXISTS (SELECT 1 FROM {name} m "
+                "WHERE m.entity_kind = s.entity_kind AND m.entity_id = s.entity_id)",
+                [run.load_id, self.site_id, self.me, run.base, run.load_id],
+            ).fetchall()
+        finally:
+            self.conn.unregister(name)
+
+
+# -- what the permission model needs to re-read ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Refresh:
+    """The permission-model families a load re-reads."""
+
+    everything: bool = False
+    groups: bool = False
+    member_groups: set[str] = field(default_factory=set)
+    application_roles: bool = False
+    role_projects: set[int] = field(default_factory=set)
+    all_roles: bool = False
+    permission_schemes: bool = False
+    project_permission_schemes: set[int] = field(default_factory=set)
+    all_project_permission_schemes: bool = False
+    security: bool = False
+    project_security_schemes: set[int] = field(default_factory=set)
+    all_project_security_schemes: bool = False
+    my_permissions: bool = False
+
+    @classmethod
+    def all(cls) -> _Refresh:
+        return cls(
+            everything=True,
+            groups=True,
+            application_roles=True,
+            all_roles=True,
+            permission_schemes=True,
+            all_project_permission_schemes=True,
+            security=True,
+            all_project_security_schemes=True,
+            my_permissions=True,
+        )
+
+    def add_projects(self, project_ids: Iterable[int]) -> None:
+        ids = set(project_ids)
+        if ids:
+            self.role_projects |= ids
+            self.project_permission_schemes |= ids
+            self.project_security_schemes |= ids
+            self.my_permissions = True
+
+    @property
+    def touches_access(self) -> bool:
+        """Whether the principal's own groups or roles are re-read."""
+        return self.groups or bool(self.member_groups) or self.all_roles or bool(self.role_projects)
+
+
+def refresh_from_audit(records: Iterable[Mapping[str, Any]]) -> _Refresh:
+    """What to re-read, from the audit records written since the last load (their category and summary).
+
+    Membership changes re-read the groups concerned; role changes the project concerned; grant and level changes
+    the schemes; anything unrecognised re-reads everything.
+    """
+    plan = _Refresh()
+    for record in records:
+        plan.my_permissions = True
+        category = str(record.get("category") or "").lower()
+        summary = str(record.get("summary") or "").lower()
+        item = record.get("objectItem") or {}
+        associated = record.get("associatedItems") or []
+        projects_named = {
+            pid
+            for entry in [item, *associated]
+            if str(entry.get("typeName") or "").upper() == "PROJECT" and (pid := to_int(entry.get("id"))) is not None
+        }
+        if category == "group management":
+            if summary in ("user added to group", "user removed from group") and item.get("name"):
+                plan.member_groups.add(str(item["name"]))
+            else:
+                plan.groups = plan.application_roles = plan.permission_schemes = plan.security = True
+                plan.all_roles = True
+        elif category == "user management":
+            continue  # users are re-read on every load
+        elif category == "projects":
+            if summary == "project roles changed" and projects_named:
+                plan.role_projects |= projects_named
+            elif projects_named:
+                plan.add_projects(projects_named)
+            else:
+                plan.all_roles = plan.all_project_permission_schemes = plan.all_project_security_schemes = True
+        elif category == "permissions":
+            if summary.startswith("global permission"):
+                continue
+            if summary.startswith("issue security"):
+                plan.security = True
+                if "updated" not in summary:
+                    plan.all_project_security_schemes = True
+            else:
+                plan.permission_schemes = True
+                if "updated" not in summary:
+                    plan.all_project_permission_schemes = True
+        else:
+            return _Refresh.all()
+    return plan
+
+
+# -- the loader ------------------------------------------------------------------------------------------------------
+
+
+class _Loader:
+    """One load in progress: the event-loop side (requests, ordering, concurrency)."""
+
+    def __init__(
+        self,
+        conn: store.Connection,
+        client: JiraClient,
+        principal: Principal,
+        *,
+        site_id: str,
+        full: bool,
+        projects: Sequence[str] | None,
+        since: datetime | None,
+        search_page_size: int,
+        check_accounts: Sequence[str],
+        overlap: timedelta,
+        progress: Progress,
+    ) -> None:
+        self.client = client
+        self.principal = principal
+        self.site_id = site_id
+        self.requested_full = full
+        self.project_filter = list(dict.fromkeys(projects)) if projects else None
+        self.since = since
+        self.search_page_size = search_page_size
+        self.check_accounts = list(check_accounts)
+        self.overlap = overlap
+        self.progress = progress
+        self.zone = _zone(principal.time_zone)
+        self.db_side = _Database(conn, site_id, principal)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jira-lab-duckdb")
+        self.started = datetime.now(UTC)
+        self.picker_fields: list[str] = []
+        self.viewable_projects: dict[int, str] = {}
+        self.visible_projects: dict[int, str] = {}
+        self.scope_projects: dict[int, str] = {}
+        self.refreshed_kinds: set[str] = set()
+        self.refusals: dict[str, Refusal] = {}
+        self.deleted_worklog_ids: set[int] = set()
+        self.unseen_restricted: dict[str, set[int]] = {}
+        self.finale_cursors: dict[str, str] = {}
+        self.covering = False
+        self.figures: dict[str, Any] = {}
+        self._changelog_wakeup = asyncio.Event()
+        self._walks_done = False
+        self._access_known = {"groups": False, "roles": False}
+
+    # -- plumbing --------------------------------------------------------------------------------------------------
+    async def db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a database function on the writer thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, partial(function, *args, **kwargs))
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+
+    @property
+    def run(self) -> _Run:
+        return self.db_side.current
+
+    @property
+    def full(self) -> bool:
+        return self.run.full
+
+    async def commit(self, batch: _Write) -> int:
+        written = await self.db(self.db_side.write, batch)
+        for refusal in batch.refusals:
+            self.refusals[refusal.resource] = refusal
+        if batch.progress:
+            self.progress.advance(batch.progress, written)
+        return written
+
+    # -- the run ---------------------------------------------------------------------------------------------------
+    async def start(self, *, url: str, title: str | None, auth_kind: str, scopes: Iterable[str] | None) -> _Run:
+        options = {
+            "full": self.requested_full,
+            "projects": self.project_filter,
+            "since": self.since.isoformat() if self.since else None,
+        }
+        run = await self.db(
+            self.db_side.start,
+            url=url,
+            title=title,
+            auth_kind=auth_kind,
+            scopes=scopes,
+            full=self.requested_full,
+            options=options,
+        )
+        if run.resumed_from is not None:
+            self.progress.note(f"resuming the run of load {run.run_start} (last interrupted: load {run.resumed_from})")
+        return run
+
+    async def execute(self) -> None:
+        """Everything between the start and the last transaction."""
+        first_load = self.run.previous_ok is None
+        projects_seen = {int(pid) for pid in await self.db(self.db_side.view_of, "project")}
+        audit_task = asyncio.ensure_future(self.load_audit())
+        base = await asyncio.gather(
+            self.load_projects(), self.browsable_projects(), self.load_fields(), self.load_users()
+        )
+        self.viewable_projects, self.visible_projects = base[0], base[1]
+        known_projects = await self.db(self.db_side.known_projects)
+        self.scope_projects = self.resolve_scope(known_projects)
+        audit_records = await audit_task
+        new_projects = set(self.viewable_projects) - projects_seen
+        if self.full or first_load or audit_records is None:
+            plan = _Refresh.all()
+        else:
+            plan = refresh_from_audit(audit_records)
+            plan.add_projects(new_projects & set(self.viewable_projects))
+        access_before = self.run.cursor(ACCESS_CURSOR)
+        family_tasks: list[asyncio.Future[None]] = []
+        self.covering = self.full or access_before is None
+        lost_only = False
+        if not self.covering:
+            await self.refresh_access_families(plan)
+            self.covering, lost_only = await self.compare_access(access_before, plan)
+        else:
+            family_tasks.append(asyncio.ensure_future(self.refresh_access_families(plan)))
+        family_tasks.append(asyncio.ensure_future(self.refresh_other_families(plan)))
+        try:
+            drainer = asyncio.ensure_future(self.drain_changelogs())
+            await self.walk_issues()
+            if not self.covering:
+                await self.sweep_issues()
+            if lost_only:
+                await self.recheck_restricted()
+            self._walks_done = True
+            self._changelog_wakeup.set()
+            await drainer
+            await self.complete_worklogs()
+            await self.read_deleted_worklogs()
+            await asyncio.gather(*family_tasks)
+        except BaseException:
+            for task in family_tasks:
+                task.cancel()
+            await asyncio.gather(*family_tasks, return_exceptions=True)
+            raise
+        self.finale_cursors[ACCESS_CURSOR] = json.dumps(await self.own_access())
+
+    def resolve_scope(self, known_projects: Mapping[int, str]) -> dict[int, str]:
+        """The projects whose issues this load keeps in step: the filter's, or every visible one."""
+        if self.project_filter is None:
+            return dict(self.visible_projects)
+        scope: dict[int, str] = {}
+        by_key = {
+            key.upper(): pid
+            for pid, key in {**known_projects, **self.viewable_projects, **self.visible_projects}.items()
+        }
+        for wanted in self.project_filter:
+            pid = by_key.get(wanted.upper())
+            if (
+                pid is None
+                and wanted.isdigit()
+                and int(wanted) in {**known_projects, **self.viewable_projects, **self.visible_projects}
+            ):
+                pid = int(wanted)
+            if pid is None:
+                visible = ", ".join(sorted(self.visible_projects.values())) or "none"
+                raise ValueError(
+                    f"project {wanted!r} is not visible to {self.principal.account_id} and was never loaded; "
+                    f"visible projects: {visible}"
+                )
+            scope[pid] = self.viewable_projects.get(pid, known_projects.get(pid, str(pid)))
+        return scope
+
+    # -- reference data and the permission model -------------------------------------------------------------------
+    async def _pages(self, source: AsyncIterator[Any]) -> tuple[list[Any], list[Refusal]]:
+        items: list[Any] = []
+        refused: list[Refusal] = []
+        async for entry in source:
+            if isinstance(entry, Refusal):
+                refused.append(entry)
+            elif isinstance(entry, Page):
+                items.extend(entry.items)
+            else:
+                items.append(entry)
+        return items, refused
+
+    async def load_projects(self) -> dict[int, str]:
+        found, refused = await self._pages(projects.fetch_projects(self.client))
+        frame = projects.projects_frame(found, site_id=self.site_id)
+        batch = _Write(upserts=[("projects", frame)], refusals=refused, progress="projects")
+        if not refused:
+            batch.sightings.append(("project", frame["id"]))
+            batch.readable.append("projects")
+            self.refreshed_kinds.add("project")
+        await self.commit(batch)
+        return {int(pid): str(key) for pid, key in zip(frame["id"].to_list(), frame["key"].to_list(), strict=True)}
+
+    async def browsable_projects(self) -> dict[int, str]:
+        """The projects whose issues this principal may search: ``project/search?action=browse``.
+
+        ``project/search`` alone lists the projects it may *view*, which Administer Jira grants everywhere; searching
+        a project without Browse Projects is a 400 ("does not exist").
+        """
+        found: dict[int, str] = {}
+        pages = page_bean_pages(
+            self.client, "/rest/api/3/project/search", params={"action": "browse"}, max_results=PROJECTS_PAGE_SIZE
+        )
+        async for page in pages:
+            for project in page.items:
+                project_id = to_int(project.get("id"))
+                if project_id is not None:
+                    found[project_id] = str(project.get("key"))
+        return found
+
+    async def load_fields(self) -> None:
+        found, refused = await self._pages(fields.fetch_fields(self.client))
+        frame = fields.fields_frame(found, site_id=self.site_id)
+        self.picker_fields = list(fields.picker_fields(found))
+        batch = _Write(upserts=[("fields", frame)], refusals=refused, progress="fields")
+        if not refused:
+            batch.sightings.append(("field", frame["id"]))
+            batch.readable.append("fields")
+            self.refreshed_kinds.add("field")
+        await self.commit(batch)
+
+    async def load_users(self) -> None:
+        found, refused = await self._pages(users.fetch_users(self.client))
+        frame = users.users_frame(found, site_id=self.site_id)
+        batch = _Write(upserts=[("users", frame)], refusals=refused, progress="users")
+        if not refused:
+            batch.sightings.append(("user", frame["account_id"]))
+            batch.readable.append("users")
+            self.refreshed_kinds.add("user")
+        await self.commit(batch)
+
+    async def load_audit(self) -> list[dict[str, Any]] | None:
+        """Audit records since the cursor; ``None`` when this principal may not read them."""
+        stored = self.run.cursor(AUDIT_CURSOR)
+        seen_until = _as_datetime(stored)
+        since = seen_until - self.overlap if seen_until is not None else self.since
+        until = self.started
+        if since is not None and since > until:
+            since = until
+        pages = audit.fetch_audit_records(self.client, since=since, until=until)
+        records: list[dict[str, Any]] = []
+        try:
+            async for page in pages:
+                records.extend(page.items)
+        except JiraLabError as error:
+            refusal = refusal_of("audit_records", error)
+            if refusal is None:
+                raise
+            await self.commit(_Write(refusals=[refusal]))
+            return None
+        frames = audit.audit_frames(records, site_id=self.site_id)
+        newest = audit.newest_record_time(records)
+        if newest is not None:
+            self.finale_cursors[AUDIT_CURSOR] = newest.isoformat()
+        elif stored is None:
+            self.finale_cursors[AUDIT_CURSOR] = until.isoformat()
+        scope = pl.DataFrame(
+            {"site_id": [self.site_id] * frames.records.height, "audit_record_id": frames.records["id"]}
+        )
+        await self.commit(
+            _Write(
+                upserts=[("audit_records", frames.records)],
+                replaces=[
+                    ("audit_changed_values", frames.changed_values, scope),
+                    ("audit_associated_items", frames.associated_items, scope),
+                ],
+                sightings=[("audit_record", frames.records["id"])],
+                readable=["audit_records"],
+                progress="audit records",
+            )
+        )
+        if seen_until is not None:
+            # records read again because of the overlap were planned for by the load that first read them
+            records = [r for r in records if (jira_time(r.get("created")) or until) > seen_until]
+        return records
+
+    async def refresh_access_families(self, plan: _Refresh) -> None:
+        """Groups with their members and the project role actors: what the principal's own access is made of."""
+        await asyncio.gather(self.refresh_groups(plan), self.refresh_roles(plan))
+
+    async def refresh_groups(self, plan: _Refresh) -> None:
+        group_ids: list[str] = []
+        if plan.groups:
+            found, refused = await self._pages(users.fetch_groups(self.client))
+            frame = users.groups_frame(found, site_id=self.site_id)
+            batch = _Write(upserts=[("groups", frame)], refusals=refused, progress="groups")
+            if not refused:
+                batch.sightings.append(("group", frame["group_id"]))
+                batch.readable.append("groups")
+                self.refreshed_kinds.add("group")
+                group_ids = users.group_ids(found)
+            await self.commit(batch)
+            if refused:
+                return
+        elif plan.member_groups:
+            by_name = await self.db(self.db_side.group_ids_by_name)
+            unknown = [name for name in plan.member_groups if name not in by_name]
+            if unknown:
+                plan.groups = True
+                await self.refresh_groups(plan)
+                return
+            group_ids = [by_name[name] for name in sorted(plan.member_groups)]
+        else:
+            return
+        pages, refused = await self._pages(users.fetch_group_members(self.client, group_ids))
+        frame = users.group_members_frame(pages, site_id=self.site_id)
+        read = sorted({page.group_id for page in pages})
+        scope = pl.DataFrame(
+            {"site_id": [self.site_id] * len(read), "group_id": read},
+            schema={"site_id": pl.String, "group_id": pl.String},
+        )
+        batch = _Write(replaces=[("group_members", frame, scope)], refusals=refused, progress="group members")
+        if not any(r.resource == "group_members" for r in refused):
+            batch.readable.append("group_members")
+            self._access_known["groups"] = True
+        await self.commit(batch)
+
+    async def refresh_roles(self, plan: _Refresh) -> None:
+        targets = set(self.viewable_projects) if plan.all_roles else plan.role_projects & set(self.viewable_projects)
+        if not targets:
+            return
+        pages, refused = await self._pages(projects.fetch_role_actors(self.client, sorted(targets)))
+        roles = projects.project_roles_frame(pages, site_id=self.site_id)
+        actors = projects.role_actors_frame(pages, site_id=self.site_id)
+        read = sorted(
+            {
+                (page.project_id, to_int(page.role.get("id")))
+                for page in pages
+                if to_int(page.role.get("id")) is not None
+            }
+        )
+        scope = pl.DataFrame(
+            {
+                "site_id": [self.site_id] * len(read),
+                "project_id": [p for p, _ in read],
+                "role_id": [r for _, r in read],
+            },
+            schema={"site_id": pl.String, "project_id": pl.Int64, "role_id": pl.Int64},
+        )
+        batch = _Write(
+            upserts=[("project_roles", roles)],
+            replaces=[("role_actors", actors, scope)],
+            refusals=refused,
+            progress="role actors",
+        )
+        batch.sightings.append(("project_role", roles["id"]))
+        if not any(r.resource == "role_actors" for r in refused):
+            batch.readable.append("role_actors")
+            self._access_known["roles"] = True
+            if plan.all_roles and not refused:
+                self.refreshed_kinds.add("project_role")
+        await self.commit(batch)
+
+    async def refresh_other_families(self, plan: _Refresh) -> None:
+        jobs: list[Awaitable[None]] = []
+        if plan.application_roles:
+            jobs.append(self.refresh_application_roles())
+        if plan.permission_schemes:
+            jobs.append(self.refresh_permission_schemes())
+        targets = (
+            set(self.viewable_projects) if plan.all_project_permission_schemes else plan.project_permission_schemes
+        )
+        if targets & set(self.viewable_projects):
+            jobs.append(self.refresh_project_permission_schemes(sorted(targets & set(self.viewable_projects))))
+        if plan.security:
+            jobs.append(self.refresh_security())
+        targets = set(self.viewable_projects) if plan.all_project_security_schemes else plan.project_security_schemes
+        if targets & set(self.viewable_projects):
+            jobs.append(self.refresh_project_security_schemes(sorted(targets & set(self.viewable_projects))))
+        if plan.my_permissions:
+            jobs.append(self.refresh_my_permissions())
+        await asyncio.gather(*jobs)
+
+    async def refresh_application_roles(self) -> None:
+        found, refused = await self._pages(users.fetch_application_roles(self.client))
+        frames = users.application_roles_frames(found, site_id=self.site_id)
+        roles = frames["application_roles"]
+        scope = pl.DataFrame({"site_id": [self.site_id] * roles.height, "application_key": roles["key"]})
+        batch = _Write(
+            upserts=[("application_roles", roles)],
+            replaces=[("application_role_groups", frames["application_role_groups"], scope)],
+            refusals=refused,
+            progress="application roles",
+        )
+        if not refused:
+            batch.sightings.append(("application_role", roles["key"]))
+            batch.readable.append("application_roles")
+            self.refreshed_kinds.add("application_role")
+        await self.commit(batch)
+
+    async def refresh_permission_schemes(self) -> None:
+        found, refused = await self._pages(permissions.fetch_permission_schemes(self.client))
+        frames = permissions.permission_schemes_frames(found, site_id=self.site_id)
+        schemes = frames["permission_schemes"]
+        scope = pl.DataFrame({"site_id": [self.site_id] * schemes.height, "scheme_id": schemes["id"]})
+        batch = _Write(
+            upserts=[("permission_schemes", schemes)],
+            replaces=[("permission_grants", frames["permission_grants"], scope)],
+            refusals=refused,
+            progress="permission schemes",
+        )
+        if not refused:
+            batch.sightings.append(("permission_scheme", schemes["id"]))
+            batch.readable += ["permission_schemes", "permission_grants"]
+            self.refreshed_kinds.add("permission_scheme")
+        await self.commit(batch)
+
+    async def refresh_project_permission_schemes(self, project_ids: list[int]) -> None:
+        found, refused = await self._pages(permissions.fetch_project_permission_schemes(self.client, project_ids))
+        frame = permissions.project_permission_schemes_frame(found, site_id=self.site_id)
+        batch = _Write(upserts=[("project_permission_schemes", frame)], refusals=refused, progress="project schemes")
+        if len(refused) < len(project_ids):
+            batch.readable.append("project_permission_schemes")
+        await self.commit(batch)
+
+    async def refresh_security(self) -> None:
+        schemes, refused_schemes = await self._pages(security.fetch_security_schemes(self.client))
+        levels, refused_levels = await self._pages(security.fetch_security_levels(self.client))
+        members, refused_members = await self._pages(security.fetch_security_level_members(self.client))
+        scheme_frame = security.security_schemes_frame(schemes, site_id=self.site_id)
+        level_frame = security.security_levels_frame(levels, site_id=self.site_id)
+        member_frame = security.security_level_members_frame(members, site_id=self.site_id)
+        batch = _Write(
+            upserts=[("security_schemes", scheme_frame), ("security_levels", level_frame)],
+            refusals=[*refused_schemes, *refused_levels, *refused_members],
+            progress="issue security",
+        )
+        if not refused_schemes:
+            batch.sightings.append(("security_scheme", scheme_frame["id"]))
+            batch.readable.append("security_schemes")
+            self.refreshed_kinds.add("security_scheme")
+        if not refused_levels:
+            batch.sightings.append(("security_level", level_frame["id"]))
+            batch.readable.append("security_levels")
+            self.refreshed_kinds.add("security_level")
+            if not refused_members:
+                scope = pl.DataFrame({"site_id": [self.site_id] * level_frame.height, "level_id": level_frame["id"]})
+                batch.replaces.append(("security_level_members", member_frame, scope))
+                batch.readable.append("security_level_members")
+        await self.commit(batch)
+
+    async def refresh_project_security_schemes(self, project_ids: list[int]) -> None:
+        found, refused = await self._pages(security.fetch_project_security_schemes(self.client, project_ids))
+        frame = security.project_security_schemes_frame(found, site_id=self.site_id)
+        batch = _Write(upserts=[("project_security_schemes", frame)], refusals=refused, progress="project schemes")
+        extra_levels = security.levels_of_schemes(s.scheme for s in found if s.scheme is not None)
+        if extra_levels:
+            batch.upserts.append(
+                ("security_levels", security.security_levels_frame(extra_levels, site_id=self.site_id))
+            )
+        if len(refused) < len(project_ids):
+            batch.readable.append("project_security_schemes")
+        await self.commit(batch)
+
+    async def refresh_my_permissions(self) -> None:
+        catalogue, _ = await self._pages(permissions.fetch_permission_catalogue(self.client))
+        keys = permissions.permission_keys(catalogue)
+        project_ids = sorted(self.viewable_projects)
+        answers, refused = await self._pages(permissions.fetch_my_permissions(self.client, project_ids, keys=keys))
+        frame = permissions.my_permissions_frame(
+            answers, site_id=self.site_id, principal_id=self.principal.account_id, load_id=self.run.load_id
+        )
+        scope = pl.DataFrame({"site_id": [self.site_id], "principal_id": [self.principal.account_id]})
+        batch = _Write(replaces=[("my_permissions", frame, scope)], refusals=refused, progress="my permissions")
+        if not refused:
+            batch.readable.append("my_permissions")
+        for account in self.check_accounts:
+            checks, check_refused = await self._pages(
+                permissions.fetch_permission_checks(self.client, account, project_ids, keys=keys)
+            )
+            check_frame = permissions.permission_checks_frame(
+                checks, site_id=self.site_id, principal_id=self.principal.account_id, load_id=self.run.load_id
+            )
+            check_scope = pl.DataFrame({"site_id": [self.site_id], "account_id": [account]})
+            batch.replaces.append(("permission_checks", check_frame, check_scope))
+            batch.refusals.extend(check_refused)
+        await self.commit(batch)
+
+    async def own_access(self) -> dict[str, Any]:
+        stored = self.run.cursor(ACCESS_CURSOR)
+        previous: dict[str, Any] = json.loads(stored) if stored else {"groups": None, "roles": None}
+        current = await self.db(self.db_side.own_access, self._access_known["groups"], self._access_known["roles"])
+        # a family not re-read in this load is as it was
+        for part in ("groups", "roles"):
+            if not self._access_known[part] and not self._refused_part(part):
+                current[part] = previous.get(part)
+        return current
+
+    def _refused_part(self, part: str) -> bool:
+        resource = "group_members" if part == "groups" else "role_actors"
+        return resource in self.refusals
+
+    async def compare_access(self, stored: str | None, plan: _Refresh) -> tuple[bool, bool]:
+        """(walk everything again, re-check restricted items by id) after the principal's own access changed."""
+        before: dict[str, Any] = json.loads(stored) if stored else {"groups": None, "roles": None}
+        after = await self.own_access()
+        if any(after.get(part) is None or before.get(part) is None for part in ("groups", "roles")):
+            return True, False
+        gained = set(after["groups"]) - set(before["groups"]) or {tuple(r) for r in after["roles"]} - {
+            tuple(r) for r in before["roles"]
+        }
+        lost = set(before["groups"]) - set(after["groups"]) or {tuple(r) for r in before["roles"]} - {
+            tuple(r) for r in after["roles"]
+        }
+        if gained:
+            self.progress.note("this principal's groups or project roles grew: walking every issue again")
+            return True, False
+        return False, bool(lost)
+
+    # -- issues --------------------------------------------------------------------------------------------------
+    def plan_walks(self) -> list[tuple[tuple[int, ...], datetime | None]]:
+        """The walks of this load: (projects, updated lower bound) — one per project when walking whole."""
+        walks: dict[datetime | None, list[int]] = {}
+        singles: list[tuple[tuple[int, ...], datetime | None]] = []
+        visible_scope = [pid for pid in self.scope_projects if pid in self.visible_projects]
+        for pid in sorted(visible_scope):
+            raw = self.run.cursor(f"{ISSUE_CURSOR_PREFIX}{pid}")
+            state = json.loads(raw) if raw else None
+            in_run = self.run.cursor(f"{ISSUE_CURSOR_PREFIX}{pid}", this_run_only=True) is not None
+            start: datetime | None
+            if self.covering:
+                if state is not None and in_run and state.get("state") == "complete":
+                    continue  # walked whole earlier in this run
+                start = (
+                    _as_datetime(state["updated"]) if state is not None and in_run and state.get("updated") else None
+                )
+            else:
+                if state is not None and in_run and state.get("state") == "complete":
+                    continue
+                start = _as_datetime(state["updated"]) if state is not None and state.get("updated") else None
+            if start is not None:
+                start -= self.overlap
+            if self.since is not None and (start is None or start < self.since):
+                start = self.since
+            if self.covering and start is None:
+                singles.append(((pid,), None))
+            else:
+                walks.setdefault(start, []).append(pid)
+        grouped = [(tuple(ids), start) for start, ids in walks.items()]
+        if self.covering:
+            # whole walks run one per project, concurrently; resumed ones too
+            grouped = [((pid,), start) for ids, start in grouped for pid in ids]
+        return singles + grouped
+
+    async def walk_issues(self) -> None:
+        limit = asyncio.Semaphore(MAX_PARALLEL_WALKS)
+
+        async def bounded(project_ids: tuple[int, ...], start: datetime | None) -> None:
+            async with limit:
+                await self.walk(walk_jql(project_ids, start, self.zone), project_ids, cursor=True)
+
+        await _gather_or_cancel([bounded(ids, start) for ids, start in self.plan_walks()])
+
+    async def walk(self, jql: str, project_ids: tuple[int, ...], *, cursor: bool) -> None:
+        """One search walk: pages committed in order, each with its per-issue reads, at most two pages ahead."""
+        gate = asyncio.Semaphore(PAGES_IN_FLIGHT)
+        previous: asyncio.Future[None] | None = None
+        tasks: list[asyncio.Future[None]] = []
+        position: list[datetime | None] = [None]
+        pages = issues.fetch_issue_pages(
+            self.client, jql, picker_fields=self.picker_fields, max_results=self.search_page_size
+        )
+        try:
+            while True:
+                await gate.acquire()
+                if previous is not None and previous.done() and previous.exception() is not None:
+                    break
+                try:
+                    page = await anext(pages)
+                except StopAsyncIteration:
+                    gate.release()
+                    break
+                task = asyncio.ensure_future(self.issue_page(page.items, project_ids, cursor, position, previous, gate))
+                tasks.append(task)
+                previous = task
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for pending in tasks:
+                pending.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            close = getattr(pages, "aclose", None)
+            if close is not None:
+                await close()
+        if cursor:
+            # the walk is complete: a resumed run need not walk these projects again
+            await self.commit(_Write(cursors=self.walk_cursors(project_ids, None, partial=False)))
+
+    def walk_cursors(self, project_ids: Iterable[int], position: datetime | None, *, partial: bool) -> dict[str, str]:
+        """Issue cursors of these projects: ``partial`` at a position within a walk, else complete as of the start."""
+        moment = position if partial else self.started
+        if moment is None:
+            return {}
+        text = json.dumps({"state": "partial" if partial else "complete", "updated": moment.isoformat()})
+        return {f"{ISSUE_CURSOR_PREFIX}{pid}": text for pid in project_ids}
+
+    async def issue_page(
+        self,
+        items: list[dict[str, Any]],
+        project_ids: tuple[int, ...],
+        cursor: bool,
+        position: list[datetime | None],
+        previous: asyncio.Future[None] | None,
+        gate: asyncio.Semaphore,
+    ) -> None:
+        try:
+            frames = await self.db(
+                issues.search_page_frames,
+                items,
+                site_id=self.site_id,
+                principal_id=self.principal.account_id,
+                load_id=self.run.load_id,
+            )
+            defer = self.covering and self.project_filter is None
+            comment_jobs = [self.issue_comments(issue_id) for issue_id in frames.truncated_comment_issue_ids]
+            worklog_ids = frames.truncated_worklog_issue_ids
+            deferred: dict[int, int] = {}
+            worklog_jobs: list[Awaitable[pl.DataFrame]] = []
+            if defer:
+                totals = dict(
+                    zip(
+                        frames.issue_totals["issue_id"].to_list(),
+                        frames.issue_totals["worklog_total"].to_list(),
+                        strict=True,
+                    )
+                )
+                deferred = {int(i): int(totals.get(i) or 0) for i in worklog_ids}
+            else:
+                worklog_jobs = [self.issue_worklogs(issue_id) for issue_id in worklog_ids]
+            extra = await _gather_or_cancel([*comment_jobs, *worklog_jobs])
+            extra_comments = extra[: len(comment_jobs)]
+            extra_worklogs = extra[len(comment_jobs) :]
+            cursors: dict[str, str] = {}
+            if previous is not None:
+                await previous
+            if cursor:
+                position[0] = page_position(frames.issues["updated"].to_list(), self.started, position[0])
+                cursors = self.walk_cursors(project_ids, position[0], partial=True)
+            page = _IssuePage(frames, extra_comments, extra_worklogs, deferred, cursors)
+            counts = await self.db(self.db_side.write_issue_page, page, full=self.full)
+            for resource, count in zip(("issues", "comments", "worklogs"), counts, strict=True):
+                self.progress.advance(resource, count)
+            if len(self.db_side.pending_changelogs) - len(self.db_side.taken_changelogs) >= CHANGELOG_CHUNK:
+                self._changelog_wakeup.set()
+        finally:
+            gate.release()
+
+    async def issue_comments(self, issue_id: int) -> pl.DataFrame:
+        found: list[dict[str, Any]] = []
+        try:
+            async for page in comments.fetch_issue_comments(self.client, issue_id):
+                found.extend(page.items)
+        except JiraApiError as error:
+            if error.status != 404:
+                raise  # a 404: the issue went away since its page was read; the next sweep marks it
+        return comments.comments_frame(found, site_id=self.site_id, issue_id=issue_id)
+
+    async def issue_worklogs(self, issue_id: int) -> pl.DataFrame:
+        found: list[dict[str, Any]] = []
+        try:
+            async for page in worklog_resources.fetch_issue_worklogs(self.client, issue_id):
+                found.extend(page.items)
+        except JiraApiError as error:
+            if error.status != 404:
+                raise
+        return worklog_resources.worklogs_frame(found, site_id=self.site_id, issue_id=issue_id)
+
+    async def sweep_issues(self) -> None:
+        """The ids of every issue in scope (``fields=id``): sightings for all, and the new ones fetched whole."""
+        visible_scope = sorted(pid for pid in self.scope_projects if pid in self.visible_projects)
+        found: list[int] = []
+        if visible_scope:
+            jql = f"project in ({', '.join(str(p) for p in visible_scope)})"
+            if self.since is not None:
+                jql += f' AND updated >= "{jql_time(self.since, self.zone)}"'
+            async for page in search_pages(
+                self.client, jql + " ORDER BY id ASC", fields=("id",), max_results=SWEEP_PAGE_SIZE
+            ):
+                found.extend(int(issue["id"]) for issue in page.items)
+        new, read = await self.db(self.db_side.record_sweep, found)
+        self.figures["swept_issues"] = len(found)
+        fetch = sorted(new - read)
+        self.figures["issues_found_by_sweep"] = len(fetch)
+        await self.fetch_issues(fetch)
+
+    async def fetch_issues(self, issue_ids: Sequence[int]) -> None:
+        """Read these issues whole (with their comments and worklogs), ``id in (...)`` a query."""
+        jobs = []
+        for start in range(0, len(issue_ids), NEW_ISSUES_PER_QUERY):
+            chunk = issue_ids[start : start + NEW_ISSUES_PER_QUERY]
+            jql = f"id in ({', '.join(str(i) for i in chunk)}) ORDER BY id ASC"
+            jobs.append(self.walk(jql, (), cursor=False))
+        await _gather_or_cancel(jobs)
+
+    # -- changelogs ----------------------------------------------------------------------------------------------
+    async def drain_changelogs(self) -> None:
+        """Read queued changelogs 1000 issues at a time while the walks go on, and the rest once they are done."""
+        running: set[asyncio.Future[None]] = set()
+        try:
+            while True:
+                for task in [t for t in running if t.done()]:
+                    running.discard(task)
+                    task.result()
+                free = len(self.db_side.pending_changelogs) - len(self.db_side.taken_changelogs)
+                if free >= CHANGELOG_CHUNK or (self._walks_done and free > 0):
+                    if len(running) < CHANGELOG_CHUNKS_IN_FLIGHT:
+                        chunk = await self.db(self.db_side.take_changelogs, CHANGELOG_CHUNK)
+                        task = asyncio.ensure_future(self.changelog_chunk(chunk))
+                        task.add_done_callback(lambda _: self._changelog_wakeup.set())
+                        running.add(task)
+                        continue
+                elif self._walks_done and not running:
+                    return
+                self._changelog_wakeup.clear()
+                if any(t.done() for t in running):
+                    continue
+                await self._changelog_wakeup.wait()
+        except BaseException:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+
+    async def changelog_chunk(self, issue_ids: list[int]) -> None:
+        entries: list[dict[str, Any]] = []
+        async for page in changelogs.fetch_changelog_pages(self.client, issue_ids):
+            entries.extend(page.items)
+        frames = await self.db(changelogs.changelog_frames, entries, site_id=self.site_id)
+        written = await self.db(self.db_side.write_changelogs, issue_ids, frames)
+        self.progress.advance("changelog histories", written)
+
+    # -- worklogs ------------------------------------------------------------------------------------------------
+    async def complete_worklogs(self) -> None:
+        """Worklogs of truncated issues deferred by whole walks, then (incremental) the ``worklog/updated`` feed."""
+        pending = dict(self.db_side.pending_worklogs)
+        feed_cursor = self.run.cursor(WORKLOGS_UPDATED_CURSOR)
+        if pending:
+            visible = await self.db(self.db_side.worklog_totals_in_run)
+            strategy = worklog_strategy(pending.values(), visible, whole_site=self.project_filter is None)
+            self.figures["worklog_strategy"] = strategy
+            if strategy == "feed":
+                resumed = self.run.cursor(WORKLOGS_UPDATED_CURSOR, this_run_only=True)
+                await self.worklog_feed(int(resumed) if resumed else 0, fetch_all=True)
+                await self.db(self.db_side.clear_pending_worklogs, {})
+                return
+            await self.worklogs_per_issue(sorted(pending))
+        if not self.covering and feed_cursor is not None:
+            since = max(0, int(feed_cursor) - int(self.overlap.total_seconds() * 1000))
+            await self.worklog_feed(since, fetch_all=False)
+        elif WORKLOGS_UPDATED_CURSOR not in self.finale_cursors:
+            self.finale_cursors[WORKLOGS_UPDATED_CURSOR] = str(epoch_ms(self.started))
+
+    async def worklogs_per_issue(self, issue_ids: list[int]) -> None:
+        for start in range(0, len(issue_ids), WORKLOG_ISSUES_PER_COMMIT):
+            chunk = issue_ids[start : start + WORKLOG_ISSUES_PER_COMMIT]
+            frames = await _gather_or_cancel([self.issue_worklogs(issue_id) for issue_id in chunk])
+            frame = pl.concat(frames, how="vertical_relaxed") if frames else worklog_resources.WORKLOGS.empty_frame()
+            written = await self.db(self.db_side.write_worklogs, frame, done_issues=chunk)
+            self.progress.advance("worklogs", written)
+
+    async def worklog_feed(self, since: int, *, fetch_all: bool) -> None:
+        """``worklog/updated`` from ``since`` with ``worklog/list`` for the ids this run has not read yet."""
+        scope = set(self.scope_projects) if self.project_filter is not None else None
+        last = since
+        async for page in worklog_resources.fetch_worklog_changes(self.client, since):
+            ids = [int(change["worklogId"]) for change in page.items if change.get("worklogId") is not None]
+            if not fetch_all:
+                ids = sorted(set(ids) - await self.db(self.db_side.sighted_in_run, "worklog", ids))
+            found: list[dict[str, Any]] = []
+            if ids:
+                async for listed in worklog_resources.fetch_worklogs_by_ids(self.client, ids):
+                    found.extend(listed.items)
+            frame = worklog_resources.worklogs_frame(found, site_id=self.site_id)
+            issue_projects = await self.db(self.db_side.issue_projects, frame["issue_id"].unique().to_list())
+            # a worklog of an issue not stored (yet) comes with its issue; one outside the scope is not this load's
+            keep = [iid for iid, pid in issue_projects.items() if scope is None or pid in scope]
+            frame = frame.filter(pl.col("issue_id").is_in(keep))
+            until = page.body.get("until") if isinstance(page.body, dict) else None
+            last = int(until) if isinstance(until, int) else last
+            written = await self.db(self.db_side.write_worklogs, frame, cursors={WORKLOGS_UPDATED_CURSOR: str(last)})
+            self.progress.advance("worklogs", written)
+        self.finale_cursors[WORKLOGS_UPDATED_CURSOR] = str(last)
+
+    async def read_deleted_worklogs(self) -> None:
+        stored = self.run.cursor(WORKLOGS_DELETED_CURSOR)
+        if stored is None:
+            self.finale_cursors[WORKLOGS_DELETED_CURSOR] = str(epoch_ms(self.started))
+            return
+        since = max(0, int(stored) - int(self.overlap.total_seconds() * 1000))
+        last = since
+        async for page in worklog_resources.fetch_deleted_worklogs(self.client, since):
+            tombstones = worklog_resources.deleted_worklogs_frame(page.items, site_id=self.site_id)
+            until = page.body.get("until") if isinstance(page.body, dict) else None
+            last = int(until) if isinstance(until, int) else last
+            marked = await self.db(self.db_side.mark_deleted_worklogs, tombstones, str(last))
+            self.deleted_worklog_ids |= marked
+        self.finale_cursors[WORKLOGS_DELETED_CURSOR] = str(last)
+
+    async def recheck_restricted(self) -> None:
+        """After the principal lost a group or role: which restricted comments and worklogs it still sees, by id."""
+        self.progress.note("this principal lost a group or a project role: re-checking restricted items by id")
+        comment_ids = await self.db(self.db_side.restricted_in_view, "comments", "comment")
+        worklog_ids = await self.db(self.db_side.restricted_in_view, "worklogs", "worklog")
+        seen_comments: set[int] = set()
+        async for page in comments.fetch_comments_by_ids(self.client, comment_ids):
+            seen_comments.update(int(c["id"]) for c in page.items)
+        seen_worklogs: set[int] = set()
+        async for page in worklog_resources.fetch_worklogs_by_ids(self.client, worklog_ids):
+            seen_worklogs.update(int(w["id"]) for w in page.items)
+        self.unseen_restricted = {
+            "comment": set(comment_ids) - seen_comments,
+            "worklog": set(worklog_ids) - seen_worklogs,
+        }
+        await self.commit(_Write(sightings=[("comment", sorted(seen_comments)), ("worklog", sorted(seen_worklogs))]))
+        # their issues' totals (what Jira reports to this principal) changed too: read those issues again
+        affected = await self.db(
+            self.db_side.issues_of_items, self.unseen_restricted["comment"], self.unseen_restricted["worklog"]
+        )
+        await self.fetch_issues(sorted(affected))
+
+    # -- the end ---------------------------------------------------------------------------------------------------
+    def finale(self, stats: RequestStats) -> _Finale:
+        walked = [pid for pid in self.scope_projects if pid in self.visible_projects]
+        cursors = dict(self.finale_cursors)
+        cursors.update(self.walk_cursors(walked, None, partial=False))
+        return _Finale(
+            issue_scope=None if self.project_filter is None else sorted(self.scope_projects),
+            issues_complete=True,
+            since=self.since,
+            visible_project_ids=set(self.visible_projects),
+            refreshed_kinds={k for k in self.refreshed_kinds if k not in _BOOKKEEPING_KINDS},
+            deleted_worklog_ids=self.deleted_worklog_ids,
+            unseen_restricted=self.unseen_restricted,
+            own_access=json.loads(cursors.get(ACCESS_CURSOR, "{}")),
+            cursors=cursors,
+            figures=self.request_figures(stats),
+            stats=stats,
+        )
+
+    def request_figures(self, stats: RequestStats) -> dict[str, Any]:
+        return {
+            **self.figures,
+            "covering": self.covering,
+            "throttled": dict(stats.throttled),
+            "server_errors": stats.server_errors,
+            "transport_errors": stats.transport_errors,
+            "truncated_bodies": stats.truncated_bodies,
+            "quota_pauses": stats.quota_pauses,
+            "waited_seconds": round(stats.waited_seconds, 3),
+            "refused": sorted(self.refusals),
+        }
+
+
+async def _gather_or_cancel(jobs: Sequence[Awaitable[T]]) -> list[T]:
+    """Run ``jobs`` concurrently; if one fails, cancel the others and raise its error."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _stats_since(before: RequestStats, after: RequestStats) -> RequestStats:
+    throttled = {
+        reason: after.throttled.get(reason, 0) - before.throttled.get(reason, 0)
+        for reason in after.throttled
+        if after.throttled.get(reason, 0) - before.throttled.get(reason, 0)
+    }
+    return RequestStats(
+        requests=after.requests - before.requests,
+        retries=after.retries - before.retries,
+        throttled=throttled,
+        server_errors=after.server_errors - before.server_errors,
+        transport_errors=after.transport_errors - before.transport_errors,
+        truncated_bodies=after.truncated_bodies - before.truncated_bodies,
+        quota_pauses=after.quota_pauses - before.quota_pauses,
+        waited_seconds=after.waited_seconds - before.waited_seconds,
+        max_in_flight=after.max_in_flight,
+    )
+
+
+# -- the public functions --------------------------------------------------------------------------------------------
+
+Database = str | Path | store.Connection
+
+
+async def aload(
+    db: Database,
+    client: JiraClient,
+    *,
+    site_id: str | None = None,
+    principal_id: str | None = None,
+    full: bool = False,
+    projects: Sequence[str] | None = None,
+    since: datetime | date | str | None = None,
+    progress: ProgressOption | Progress = True,
+    search_page_size: int = issues.SEARCH_MAX_RESULTS,
+    check_accounts: Sequence[str] = (),
+    overlap: timedelta = DEFAULT_OVERLAP,
+) -> LoadSummary:
+    """Load one site, as the client's principal, into a DuckDB file (the async core of :func:`load`).
+
+    Args:
+        db: the DuckDB file (created if missing), or an open connection (left open).
+        client: a :class:`~jira_lab.client.JiraClient` for the site (gateway + 3LO, or site URL + Basic auth).
+        site_id: the site's id in the file; by default the cloud id of a gateway URL, else the site URL.
+        principal_id: the account expected to load; a load as any other account (``/myself``) is refused.
+        full: read everything again instead of from the cursors.
+        projects: project keys (or ids) to keep in step; every visible project by default.
+        since: load only issues updated since then (a date, a time, or Jira's date text).
+        progress: ``True`` for bars, ``False`` for quiet, a callable for :class:`~jira_lab.progress.ProgressEvent`
+            values, or a :class:`~jira_lab.progress.Progress`.
+        search_page_size: issues per search page to ask for; Jira gives fewer for the field set a load needs.
+        check_accounts: accounts (e.g. the technical user) whose permissions to check with ``permissions/check``
+            (the principal needs Administer Jira).
+        overlap: how far back each time cursor reaches.
+
+    Returns:
+        The :class:`LoadSummary`, also kept in the load log.
+
+    Raises:
+        DatabaseLockedError: another process has the file open.
+        ValueError: a project of ``projects`` is unknown, or ``principal_id`` is not who the client loads as.
+        JiraLabError: the load failed (it is recorded as failed, and the next load resumes it).
+    """
+    if search_page_size < 1:
+        raise ValueError("search_page_size must be positive")
+    bars = progress if isinstance(progress, Progress) else Progress(progress)
+    owned = not isinstance(db, store.Connection)
+    conn = store.connect(db) if not isinstance(db, store.Connection) else db
+    started = time.monotonic()
+    before = client.stats
+    previous_sink = client.governor.on_event
+    try:
+        me = await client.get("/rest/api/3/myself")
+        principal = Principal(str(me["accountId"]), me.get("displayName"), me.get("timeZone"))
+        if principal_id is not None and principal_id != principal.account_id:
+            raise ValueError(f"the client loads as {principal.account_id}, not {principal_id}")
+        info = await refusable("server_info", client.get("/rest/api/3/serverInfo"))
+        loader = _Loader(
+            conn,
+            client,
+            principal,
+            site_id=site_id or site_id_for(client),
+            full=full,
+            projects=projects,
+            since=_as_datetime(since),
+            search_page_size=search_page_size,
+            check_accounts=check_accounts,
+            overlap=overlap,
+            progress=bars,
+        )
+        if isinstance(info, dict) and info.get("serverTime"):
+            loader.started = jira_time(info["serverTime"]) or loader.started
+
+        def on_event(event: FlowEvent) -> None:
+            if previous_sink is not None:
+                previous_sink(event)
+            if event.kind in ("quota_pause", "quota_exhausted"):
+                bars.note(event.message)
+
+        client.governor.on_event = on_event
+        try:
+            auth_kind = "oauth" if "/ex/jira/" in client.base_url else "basic"
+            run = await loader.start(
+                url=str(info.get("baseUrl")) if isinstance(info, dict) and info.get("baseUrl") else client.base_url,
+                title=info.get("serverTitle") if isinstance(info, dict) else None,
+                auth_kind=auth_kind,
+                scopes=sorted(client.scopes) if client.scopes is not None else None,
+            )
+            access = _Write(readable=["server_info"]) if not isinstance(info, Refusal) else _Write(refusals=[info])
+            await loader.commit(access)
+            try:
+                await loader.execute()
+                stats = _stats_since(before, client.stats)
+                marked = await loader.db(loader.db_side.finish, loader.finale(stats))
+            except BaseException as error:
+                stats = _stats_since(before, client.stats)
+                message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                # the file may be gone or closed; the load then stays "running" and the next one resumes it
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(loader.db(loader.db_side.fail, message, stats, loader.request_figures(stats)))
+                raise
+            return LoadSummary(
+                load_id=run.load_id,
+                site_id=loader.site_id,
+                principal_id=principal.account_id,
+                principal_name=principal.display_name,
+                status="succeeded",
+                full_load=run.full,
+                covering=loader.covering,
+                resumed_from=run.resumed_from,
+                rows_per_table=dict(loader.db_side.rows),
+                requests=stats.requests,
+                retries=stats.retries,
+                throttled=dict(stats.throttled),
+                server_errors=stats.server_errors,
+                transport_errors=stats.transport_errors,
+                truncated_bodies=stats.truncated_bodies,
+                quota_pauses=stats.quota_pauses,
+                seconds=time.monotonic() - started,
+                refused=tuple(sorted(loader.refusals)),
+                marked=marked,
+            )
+        finally:
+            loader.close()
+    finally:
+        client.governor.on_event = previous_sink
+        bars.close()
+        if owned:
+            conn.close()
+
+
+def load(
+    db: Database,
+    client: JiraClient | SyncJiraClient,
+    **options: Any,
+) -> LoadSummary:
+    """Load one site into a DuckDB file, blocking until done; safe inside a running event loop (a notebook).
+
+    With a :class:`~jira_lab.client.SyncJiraClient` the load runs on that client's private loop. With a
+    :class:`~jira_lab.client.JiraClient` it runs on a fresh loop (in a worker thread when the calling thread already
+    runs one); such a client must not have been used on another loop. Takes the keyword arguments of :func:`aload`.
+    """
+    if isinstance(client, SyncJiraClient):
+        return client.run(aload(db, client.aio, **options))
+    return _run_blocking(aload(db, client, **options))
+
+
+def _run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as error:  # handed back to the caller's thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=target, name="jira-lab-load", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
+def last_summary_lines(db: Database) -> list[str]:
+    """Lines describing the latest load in a file's load log (for ``jira-lab load`` after a failure)."""
+    conn = store.connect(db, read_only=True) if not isinstance(db, store.Connection) else db
+    try:
+        rows = conn.execute("SELECT max(load_id) FROM _jira_lab_loads").fetchall()
+        if not rows or rows[0][0] is None:
+            return []
+        entry = store.get_load(conn, int(rows[0][0]))
+        return [f"load {entry.load_id}: {entry.status} after {entry.seconds or 0:.1f} s, {entry.requests} requests"]
+    finally:
+        if not isinstance(db, store.Connection):
+            conn.close()
+
+
+__all__ = [
+    "DEFAULT_OVERLAP",
+    "LoadSummary",
+    "Principal",
+    "aload",
+    "jql_time",
+    "load",
+    "no_longer_visible",
+    "page_position",
+    "refresh_from_audit",
+    "site_id_for",
+    "walk_jql",
+    "worklog_strategy",
+]
