@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 import threading
@@ -19,7 +20,6 @@ from jira_lab.auth.connect import authorize_in_browser, connect_from_store
 from jira_lab.auth.oauth import API_URL, AUTH_URL, DEFAULT_PORT, redirect_uri_for
 from jira_lab.auth.scopes import REQUIRED_SCOPES
 from jira_lab.auth.tokens import FileTokenStore, MemoryTokenStore, TokenStore
-from jira_lab.demo import comparison_rows, visible_counts
 from jira_lab.errors import AuthError, JiraLabError
 from jira_lab.sim.authserver import register_demo_app
 from jira_lab.sim.cloud import SimCloud
@@ -97,40 +97,43 @@ def sim(size: str, seed: int, port: int, latency: float) -> None:
 
 
 @main.command()
-@click.option("--serve", "keep_serving", is_flag=True, help="Keep the simulated site up afterwards.")
-@click.option("--port", type=int, default=0, show_default=True, help="Loopback port (0: any free port).")
-def demo(keep_serving: bool, port: int) -> None:
-    """Start the simulated demo site and compare what the analyst and the technical user can see.
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("jira-lab-demo"),  # jira_lab.demo.DEFAULT_DIRECTORY, not imported here: the demo's imports are slow
+    show_default=True,
+    help="The demo's folder: the DuckDB file, the report and the tokens.",
+)
+@click.option("--serve", "keep_serving", is_flag=True, help="Keep the simulated site up afterwards (until Ctrl-C).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Loopback port (0: any free port)."
+)
+@click.option("--quiet", is_flag=True, help="No progress bars (the summary is still printed).")
+def demo(directory: Path, keep_serving: bool, port: int, quiet: bool) -> None:
+    """The whole product on the simulated demo site: consent, load, audit, report, in one command.
 
-    The comparison is measured over HTTP with each account's own credentials, exactly as a connector would see the
-    site. Loading into DuckDB and the audits that explain each gap build on this.
+    Serves the simulated Jira Cloud site `demo` on loopback (with Jira's rate limits), runs the OAuth 2.0 (3LO)
+    consent as the analyst and as the technical user, loads both into one DuckDB file, runs every audit, writes the
+    HTML report and prints a summary. Run it again: it reuses the tokens and the file and loads only what changed.
     """
-    site = generate_site("demo", seed=0)
-    cloud = SimCloud(site, limits=RateLimits())  # Atlassian's rate limits, as a real site enforces them
-    with serve(cloud, port=port) as urls:
-        _print_site(site, urls)
-        counts = {}
-        for role in ("analyst", "technical_user"):
-            user = site.users[site.accounts[role]]
-            assert user.email is not None and user.api_token is not None
-            with httpx.Client(base_url=urls.site_url(site), auth=(user.email, user.api_token), timeout=30) as client:
-                counts[role] = visible_counts(client)
-        rows = comparison_rows(counts["analyst"], counts["technical_user"])
-        click.echo()
-        click.echo("What each account sees (analyst / technical user), measured over HTTP:")
-        click.echo(f"  {'project':<10}{'issues':>16}{'comments':>18}{'worklogs':>18}")
-        for key, ia, it, ca, ct, wa, wt in rows:
-            click.echo(f"  {key:<10}{f'{ia} / {it}':>16}{f'{ca} / {ct}':>18}{f'{wa} / {wt}':>18}")
-        analyst, technical = counts["analyst"], counts["technical_user"]
-        hidden = [analyst.total(kind) - technical.total(kind) for kind in ("issues", "comments", "worklogs")]
-        click.echo(
-            f"\nHidden from the technical user: {hidden[0]} issues, {hidden[1]} comments, {hidden[2]} worklogs."
-            "\nJira reports none of this to it: the connector's index silently misses them."
-        )
-        if keep_serving:
-            _wait_for_interrupt()
-        else:
-            click.echo("\nRun `uv run jira-lab demo --serve` (or `jira-lab sim --site demo`) to keep the site up.")
+    from jira_lab.demo import run_demo, serve_demo_site
+
+    try:
+        with serve_demo_site(directory, port=port) as demo_site:
+            result = run_demo(site=demo_site, progress=not quiet)
+            for line in result.summary_lines():
+                click.echo(line)
+            if keep_serving:
+                click.echo()
+                _print_site(demo_site.site, demo_site.urls)
+                click.echo()
+                click.echo("For the notebooks (the client secret is the demo app's simulated one):")
+                for name, value in demo_site.environment().items():
+                    click.echo(f"  export {name}={shlex.quote(value)}")
+                _wait_for_interrupt()
+    except (JiraLabError, OSError) as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command()
@@ -273,7 +276,7 @@ def audit(
     """Run the preflight checklist and the gap audit of a technical user on a loaded DuckDB file.
 
     Prints the preflight table and the gap summary; exits with status 1 when a check fails (and, with --strict,
-    when one cannot be told), so it can guard a connector's deployment.
+    when one cannot be told), so it can guard a connector's deployment; 2 when the user or site is unknown.
     """
     conn = connect(db_path, read_only=True)
     try:
@@ -281,8 +284,8 @@ def audit(
         results = run_audit(
             tables, who, analyst=analyst, granted_scopes=scopes.replace(",", " ").split() if scopes else None
         )
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
+    except ValueError as error:  # an unknown account or site: a usage error (2), not a failing check (1)
+        raise click.UsageError(str(error)) from None
     finally:
         conn.close()
     for line in results.report_lines():
@@ -292,6 +295,86 @@ def audit(
         click.echo(f"\nWrote {len(written)} {file_format} files to {output}")
     if results.failed or (strict and results.undecided):
         sys.exit(1)
+
+
+def _scope_list(scopes: str | None) -> list[str] | None:
+    return scopes.replace(",", " ").split() if scopes else None
+
+
+@main.command()
+@click.option(
+    "--db", "db_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True, help="The file."
+)
+@click.option("--user", "who", required=True, help="The technical user: its account id or email.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default="report.html", show_default=True
+)
+@click.option("--site", "site_id", help="The site (its cloud id or URL) when the file holds several.")
+@click.option("--analyst", help="Compare with this principal's load (default: the only other one that loaded).")
+@click.option("--scopes", help="The app token's scopes (space or comma separated), when its load recorded none.")
+def report(db_path: Path, who: str, output: Path, site_id: str | None, analyst: str | None, scopes: str | None) -> None:
+    """Write the HTML report of a technical user: one self-contained page that opens offline, on a phone too."""
+    from jira_lab.report import write_report
+
+    try:
+        written = write_report(
+            db_path, path=output, user=who, site_id=site_id, analyst=analyst, granted_scopes=_scope_list(scopes)
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Wrote {written}")
+
+
+@main.command("export")
+@click.option(
+    "--db", "db_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True, help="The file."
+)
+@click.option("--user", "who", required=True, help="The technical user: its account id or email.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="A folder, or a file ending .zip.")
+@click.option("--pseudonymize", is_flag=True, help="Replace people by salted pseudonyms; drop bodies and summaries.")
+@click.option(
+    "--salt",
+    envvar="JIRA_LAB_PSEUDONYM_SALT",
+    show_envvar=True,
+    help="The pseudonyms' key (8+ characters; prefer the variable). Default: a random one, not kept.",
+)
+@click.option("--site", "site_id", help="The site (its cloud id or URL) when the file holds several.")
+@click.option("--analyst", help="Compare with this principal's load (default: the only other one that loaded).")
+@click.option("--scopes", help="The app token's scopes (space or comma separated), when its load recorded none.")
+def export_command(
+    db_path: Path,
+    who: str,
+    output: Path,
+    pseudonymize: bool,
+    salt: str | None,
+    site_id: str | None,
+    analyst: str | None,
+    scopes: str | None,
+) -> None:
+    """Write an export bundle to share: the audit's results and loaded tables as Parquet, plus the report."""
+    from jira_lab.report import write_bundle
+
+    if salt and not pseudonymize:
+        raise click.UsageError("--salt is only used with --pseudonymize")
+    try:
+        bundle = write_bundle(
+            db_path,
+            path=output,
+            user=who,
+            pseudonymize=pseudonymize,
+            salt=salt or None,
+            site_id=site_id,
+            analyst=analyst,
+            granted_scopes=_scope_list(scopes),
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    tables = sum(1 for name in bundle.files if name.endswith(".parquet"))
+    click.echo(f"Wrote {bundle.path}: the report, {tables} Parquet tables and a README")
+    if pseudonymize:
+        click.echo("People are pseudonymized; comment and worklog bodies, issue summaries and raw JSON were dropped.")
+        if not salt:
+            click.echo("A random salt was used and not kept: these pseudonyms match no other export.")
 
 
 @main.command("load")

@@ -91,7 +91,9 @@ DEFAULT_OVERLAP = timedelta(minutes=5)
 #: which bounds memory and makes "the third search request" mean "the first page is safely stored".
 PAGES_IN_FLIGHT = 2
 #: Walks (search queries) running at once; each has up to :data:`PAGES_IN_FLIGHT` pages in memory.
-MAX_PARALLEL_WALKS = 16
+MAX_PARALLEL_WALKS = 8
+#: Pages queued for commit that go into one transaction, at most (while the writer is busy, pages queue up).
+MAX_PAGES_PER_COMMIT = 8
 #: Issue ids per page of the id sweep: ``search/jql`` gives 5000 when only ids are asked for.
 SWEEP_PAGE_SIZE = 5000
 #: ``project/search`` gives at most 100 projects a page.
@@ -106,6 +108,9 @@ WORKLOG_FEED_PAGE = 1000
 ISSUE_WORKLOG_PAGE = 5000
 #: Deferred per-issue worklog reads committed together.
 WORKLOG_ISSUES_PER_COMMIT = 50
+
+#: The progress bar the permission model's rows (users, groups, projects, schemes ...) count on.
+MODEL_PROGRESS = "permission model"
 
 ISSUE_CURSOR_PREFIX = "issues:"
 WORKLOGS_UPDATED_CURSOR = "worklogs:updated"
@@ -183,7 +188,7 @@ class LoadSummary:
     def lines(self) -> list[str]:
         """The summary as lines for a terminal."""
         who = f"{self.principal_name} ({self.principal_id})" if self.principal_name else self.principal_id
-        kind = "full" if self.full_load else "incremental"
+        kind = "full" if self.full_load else "everything read" if self.covering else "incremental"
         lines = [f"Load {self.load_id} of {self.site_id} as {who}: {self.status} ({kind}) in {self.seconds:.1f} s"]
         if self.resumed_from is not None:
             lines.append(f"  resumed the interrupted load {self.resumed_from}")
@@ -354,9 +359,11 @@ class _Write:
 
 @dataclass(frozen=True, slots=True)
 class _IssuePage:
+    """One search page made ready to commit: its frames, the per-issue reads it needed, its walk's cursors."""
+
     frames: issues.SearchPageFrames
-    extra_comments: list[pl.DataFrame]
-    extra_worklogs: list[pl.DataFrame]
+    extra_comments: pl.DataFrame
+    extra_worklogs: pl.DataFrame
     deferred_worklogs: dict[int, int]
     cursors: dict[str, str]
 
@@ -679,36 +686,104 @@ class _Database:
                 store.record_access(self.conn, load_id=self.current.load_id, **refusal.access_fields())
         return sum(self.rows.values()) - before
 
-    def write_issue_page(self, page: _IssuePage, *, full: bool) -> tuple[int, int, int]:
-        """Commit one page of issues with everything it holds; queue the changelogs it needs.
+    def write_issue_pages(self, pages: Sequence[_IssuePage], *, full: bool) -> list[tuple[int, int, int]]:
+        """Commit pages of issues (in walk order) with everything they hold, in one transaction; queue the changelogs
+        they need.
 
         Returns:
-            Issues, comments and worklogs written.
+            Issues, comments and worklogs of each page.
         """
-        frames = page.frames
-        issue_ids = frames.issues["id"].to_list()
-        comment_frame = pl.concat([frames.comments, *page.extra_comments], how="vertical_relaxed")
-        worklog_frame = pl.concat([frames.worklogs, *page.extra_worklogs], how="vertical_relaxed")
+        every = [page.frames for page in pages]
+        issue_frame = pl.concat([f.issues for f in every], how="vertical_relaxed")
+        comment_frame = pl.concat(
+            [*(f.comments for f in every), *(page.extra_comments for page in pages)], how="vertical_relaxed"
+        )
+        worklog_frame = pl.concat(
+            [*(f.worklogs for f in every), *(page.extra_worklogs for page in pages)], how="vertical_relaxed"
+        )
+        totals = pl.concat([f.issue_totals for f in every], how="vertical_relaxed")
+        field_values = pl.concat([f.issue_field_values for f in every], how="vertical_relaxed")
+        issue_ids = issue_frame["id"]
+        cursors: dict[str, str] = {}
+        for page in pages:
+            cursors.update(page.cursors)  # a later page of the same walk is further on
         with store.transaction(self.conn):
-            needing = self._changelogs_needed(frames.issues, full=full)
-            self._upsert("issues", frames.issues)
+            needing = self._changelogs_needed(issue_frame, full=full)
+            self._upsert("issues", issue_frame)
             self._upsert("comments", comment_frame)
             self._upsert("worklogs", worklog_frame)
-            self._upsert("issue_totals", frames.issue_totals)
-            scope = pl.DataFrame({"site_id": [self.site_id] * len(issue_ids), "issue_id": issue_ids})
-            self._replace("issue_field_values", frames.issue_field_values, scope)
-            self._sight("issue", frames.issues["id"])
-            self._sight("comment", comment_frame["id"])
-            self._sight("worklog", worklog_frame["id"])
+            self._upsert("issue_totals", totals)
+            scope = pl.DataFrame(
+                {"site_id": pl.Series([self.site_id] * len(issue_ids), dtype=pl.String), "issue_id": issue_ids}
+            )
+            self._replace("issue_field_values", field_values, scope)
+            self._sight_many({"issue": issue_ids, "comment": comment_frame["id"], "worklog": worklog_frame["id"]})
             if needing:
                 self.pending_changelogs.update(needing)
-                self._cursor(PENDING_CHANGELOGS_CURSOR, json.dumps(sorted(self.pending_changelogs)))
-            if page.deferred_worklogs:
-                self.pending_worklogs.update(page.deferred_worklogs)
-                self._cursor(PENDING_WORKLOGS_CURSOR, json.dumps({str(k): v for k, v in self.pending_worklogs.items()}))
-            for resource, value in page.cursors.items():
-                self._cursor(resource, value)
-        return frames.issues.height, comment_frame["id"].n_unique(), worklog_frame["id"].n_unique()
+                cursors[PENDING_CHANGELOGS_CURSOR] = json.dumps(sorted(self.pending_changelogs))
+            deferred = {k: v for page in pages for k, v in page.deferred_worklogs.items()}
+            if deferred:
+                self.pending_worklogs.update(deferred)
+                cursors[PENDING_WORKLOGS_CURSOR] = json.dumps({str(k): v for k, v in self.pending_worklogs.items()})
+            self._cursors(cursors)
+        return [
+            (
+                page.frames.issues.height,
+                pl.concat([page.frames.comments["id"], page.extra_comments["id"]]).n_unique(),
+                pl.concat([page.frames.worklogs["id"], page.extra_worklogs["id"]]).n_unique(),
+            )
+            for page in pages
+        ]
+
+    def _sight_many(self, sightings: Mapping[str, pl.Series]) -> None:
+        """Record sightings of several kinds in one merge (see :func:`jira_lab.store.record_sightings`)."""
+        parts = [
+            pl.DataFrame(
+                {"entity_kind": pl.Series([kind] * len(ids), dtype=pl.String), "entity_id": ids.cast(pl.String)}
+            )
+            for kind, ids in sightings.items()
+            if len(ids)
+        ]
+        if not parts:
+            return
+        for kind in sightings:
+            if kind not in schema.ENTITY_TABLES:
+                raise ValueError(f"unknown entity kind {kind!r}")
+        batch = pl.concat(parts).unique()
+        run = self.current
+        name = f"_jira_lab_sightings_{run.load_id}"
+        self.conn.register(name, _ArrowStream(batch))
+        try:
+            self.conn.execute(
+                "INSERT INTO _jira_lab_sightings (site_id, principal_id, entity_kind, entity_id, first_seen_load, "
+                f"last_seen_load) SELECT $site, $principal, entity_kind, entity_id, $load, $load FROM {name} "
+                "ON CONFLICT (site_id, principal_id, entity_kind, entity_id) DO UPDATE SET "
+                "last_seen_load = greatest(_jira_lab_sightings.last_seen_load, excluded.last_seen_load)",
+                {"site": self.site_id, "principal": self.me, "load": run.load_id},
+            ).fetchall()
+        finally:
+            self.conn.unregister(name)
+
+    def _cursors(self, cursors: Mapping[str, str]) -> None:
+        """Set several cursors in one statement (see :func:`jira_lab.store.set_cursor`)."""
+        if not cursors:
+            return
+        run = self.current
+        batch = pl.DataFrame(
+            {"resource": list(cursors), "cursor_value": list(cursors.values())},
+            schema={"resource": pl.String, "cursor_value": pl.String},
+        )
+        name = f"_jira_lab_cursors_{run.load_id}"
+        self.conn.register(name, _ArrowStream(batch))
+        try:
+            self.conn.execute(
+                "INSERT INTO _jira_lab_cursors SELECT $site, $principal, resource, cursor_value, $load, $now "
+                f"FROM {name} ON CONFLICT (site_id, principal_id, resource) DO UPDATE SET "
+                "cursor_value = excluded.cursor_value, load_id = excluded.load_id, updated_at = excluded.updated_at",
+                {"site": self.site_id, "principal": self.me, "load": run.load_id, "now": datetime.now(UTC)},
+            ).fetchall()
+        finally:
+            self.conn.unregister(name)
 
     def _changelogs_needed(self, issue_frame: pl.DataFrame, *, full: bool) -> list[int]:
         """Issues of a page whose changelog must be read: new to this principal or changed (every one on a full run,
@@ -1155,6 +1230,9 @@ class _Loader:
         self.zone = _zone(principal.time_zone)
         self.db_side = _Database(conn, site_id, principal)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jira-lab-duckdb")
+        self._framer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jira-lab-frames")
+        self._page_queue: list[tuple[_IssuePage, asyncio.Future[tuple[int, int, int]]]] = []
+        self._committer: asyncio.Future[None] | None = None
         self.started = datetime.now(UTC)
         self.picker_fields: list[str] = []
         self.viewable_projects: dict[int, str] = {}
@@ -1178,6 +1256,7 @@ class _Loader:
         return await loop.run_in_executor(self._writer, partial(function, *args, **kwargs))
 
     def close(self) -> None:
+        self._framer.shutdown(wait=True)
         self._writer.shutdown(wait=True)
 
     @property
@@ -1306,7 +1385,7 @@ class _Loader:
     async def load_projects(self) -> dict[int, str]:
         found, refused = await self._pages(projects.fetch_projects(self.client))
         frame = projects.projects_frame(found, site_id=self.site_id)
-        batch = _Write(upserts=[("projects", frame)], refusals=refused, progress="projects")
+        batch = _Write(upserts=[("projects", frame)], refusals=refused, progress=MODEL_PROGRESS)
         if not refused:
             batch.sightings.append(("project", frame["id"]))
             batch.readable.append("projects")
@@ -1335,7 +1414,7 @@ class _Loader:
         found, refused = await self._pages(fields.fetch_fields(self.client))
         frame = fields.fields_frame(found, site_id=self.site_id)
         self.picker_fields = list(fields.picker_fields(found))
-        batch = _Write(upserts=[("fields", frame)], refusals=refused, progress="fields")
+        batch = _Write(upserts=[("fields", frame)], refusals=refused, progress=MODEL_PROGRESS)
         if not refused:
             batch.sightings.append(("field", frame["id"]))
             batch.readable.append("fields")
@@ -1345,7 +1424,7 @@ class _Loader:
     async def load_users(self) -> None:
         found, refused = await self._pages(users.fetch_users(self.client))
         frame = users.users_frame(found, site_id=self.site_id)
-        batch = _Write(upserts=[("users", frame)], refusals=refused, progress="users")
+        batch = _Write(upserts=[("users", frame)], refusals=refused, progress=MODEL_PROGRESS)
         if not refused:
             batch.sightings.append(("user", frame["account_id"]))
             batch.readable.append("users")
@@ -1406,7 +1485,7 @@ class _Loader:
         if plan.groups:
             found, refused = await self._pages(users.fetch_groups(self.client))
             frame = users.groups_frame(found, site_id=self.site_id)
-            batch = _Write(upserts=[("groups", frame)], refusals=refused, progress="groups")
+            batch = _Write(upserts=[("groups", frame)], refusals=refused, progress=MODEL_PROGRESS)
             if not refused:
                 batch.sightings.append(("group", frame["group_id"]))
                 batch.readable.append("groups")
@@ -1432,7 +1511,7 @@ class _Loader:
             {"site_id": [self.site_id] * len(read), "group_id": read},
             schema={"site_id": pl.String, "group_id": pl.String},
         )
-        batch = _Write(replaces=[("group_members", frame, scope)], refusals=refused, progress="group members")
+        batch = _Write(replaces=[("group_members", frame, scope)], refusals=refused, progress=MODEL_PROGRESS)
         if not any(r.resource == "group_members" for r in refused):
             batch.readable.append("group_members")
             self._access_known["groups"] = True
@@ -1464,7 +1543,7 @@ class _Loader:
             upserts=[("project_roles", roles)],
             replaces=[("role_actors", actors, scope)],
             refusals=refused,
-            progress="role actors",
+            progress=MODEL_PROGRESS,
         )
         batch.sightings.append(("project_role", roles["id"]))
         if not any(r.resource == "role_actors" for r in refused):
@@ -1503,7 +1582,7 @@ class _Loader:
             upserts=[("application_roles", roles)],
             replaces=[("application_role_groups", frames["application_role_groups"], scope)],
             refusals=refused,
-            progress="application roles",
+            progress=MODEL_PROGRESS,
         )
         if not refused:
             batch.sightings.append(("application_role", roles["key"]))
@@ -1520,7 +1599,7 @@ class _Loader:
             upserts=[("permission_schemes", schemes)],
             replaces=[("permission_grants", frames["permission_grants"], scope)],
             refusals=refused,
-            progress="permission schemes",
+            progress=MODEL_PROGRESS,
         )
         if not refused:
             batch.sightings.append(("permission_scheme", schemes["id"]))
@@ -1531,7 +1610,7 @@ class _Loader:
     async def refresh_project_permission_schemes(self, project_ids: list[int]) -> None:
         found, refused = await self._pages(permissions.fetch_project_permission_schemes(self.client, project_ids))
         frame = permissions.project_permission_schemes_frame(found, site_id=self.site_id)
-        batch = _Write(upserts=[("project_permission_schemes", frame)], refusals=refused, progress="project schemes")
+        batch = _Write(upserts=[("project_permission_schemes", frame)], refusals=refused, progress=MODEL_PROGRESS)
         if len(refused) < len(project_ids):
             batch.readable.append("project_permission_schemes")
         await self.commit(batch)
@@ -1546,7 +1625,7 @@ class _Loader:
         batch = _Write(
             upserts=[("security_schemes", scheme_frame), ("security_levels", level_frame)],
             refusals=[*refused_schemes, *refused_levels, *refused_members],
-            progress="issue security",
+            progress=MODEL_PROGRESS,
         )
         if not refused_schemes:
             batch.sightings.append(("security_scheme", scheme_frame["id"]))
@@ -1565,7 +1644,7 @@ class _Loader:
     async def refresh_project_security_schemes(self, project_ids: list[int]) -> None:
         found, refused = await self._pages(security.fetch_project_security_schemes(self.client, project_ids))
         frame = security.project_security_schemes_frame(found, site_id=self.site_id)
-        batch = _Write(upserts=[("project_security_schemes", frame)], refusals=refused, progress="project schemes")
+        batch = _Write(upserts=[("project_security_schemes", frame)], refusals=refused, progress=MODEL_PROGRESS)
         extra_levels = security.levels_of_schemes(s.scheme for s in found if s.scheme is not None)
         if extra_levels:
             batch.upserts.append(
@@ -1584,7 +1663,7 @@ class _Loader:
             answers, site_id=self.site_id, principal_id=self.principal.account_id, load_id=self.run.load_id
         )
         scope = pl.DataFrame({"site_id": [self.site_id], "principal_id": [self.principal.account_id]})
-        batch = _Write(replaces=[("my_permissions", frame, scope)], refusals=refused, progress="my permissions")
+        batch = _Write(replaces=[("my_permissions", frame, scope)], refusals=refused, progress=MODEL_PROGRESS)
         if not refused:
             batch.readable.append("my_permissions")
         for account in self.check_accounts:
@@ -1683,19 +1762,25 @@ class _Loader:
         pages = issues.fetch_issue_pages(
             self.client, jql, picker_fields=self.picker_fields, max_results=self.search_page_size
         )
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 await gate.acquire()
-                if previous is not None and previous.done() and previous.exception() is not None:
-                    break
+                if any(task.done() and not task.cancelled() and task.exception() for task in tasks):
+                    gate.release()
+                    break  # the gather below raises it
                 try:
                     page = await anext(pages)
                 except StopAsyncIteration:
                     gate.release()
                     break
-                task = asyncio.ensure_future(self.issue_page(page.items, project_ids, cursor, position, previous, gate))
-                tasks.append(task)
-                previous = task
+                queued: asyncio.Future[None] = loop.create_future()
+                tasks.append(
+                    asyncio.ensure_future(
+                        self.issue_page(page.items, project_ids, cursor, position, previous, queued, gate)
+                    )
+                )
+                previous = queued
             await asyncio.gather(*tasks)
         except BaseException:
             for pending in tasks:
@@ -1725,22 +1810,36 @@ class _Loader:
         cursor: bool,
         position: list[datetime | None],
         previous: asyncio.Future[None] | None,
+        queued: asyncio.Future[None],
         gate: asyncio.Semaphore,
     ) -> None:
+        """Complete one page (its truncated comments and worklogs), queue it for commit after the walk's previous
+        page, and release its place in the walk once it is committed."""
         try:
-            frames = await self.db(
-                issues.search_page_frames,
-                items,
-                site_id=self.site_id,
-                principal_id=self.principal.account_id,
-                load_id=self.run.load_id,
-            )
             defer = self.covering and self.project_filter is None
-            comment_jobs = [self.issue_comments(issue_id) for issue_id in frames.truncated_comment_issue_ids]
-            worklog_ids = frames.truncated_worklog_issue_ids
+            framing = asyncio.ensure_future(
+                self.frame(
+                    issues.search_page_frames,
+                    items,
+                    site_id=self.site_id,
+                    principal_id=self.principal.account_id,
+                    load_id=self.run.load_id,
+                )
+            )
+            comment_jobs = [self.issue_comments(i) for i in issues.truncated_issue_ids(items, "comment")]
+            worklog_ids = issues.truncated_issue_ids(items, "worklog")
+            worklog_jobs = [] if defer else [self.issue_worklogs(i) for i in worklog_ids]
+            try:
+                extra = await _gather_or_cancel([*comment_jobs, *worklog_jobs])
+                frames = await framing
+            finally:
+                framing.cancel()
+            extra_comments = [item for found in extra[: len(comment_jobs)] for item in found]
+            extra_worklogs = [item for found in extra[len(comment_jobs) :] for item in found]
+            comment_frame = await self.frame(comments.comments_frame, extra_comments, site_id=self.site_id)
+            worklog_frame = await self.frame(worklog_resources.worklogs_frame, extra_worklogs, site_id=self.site_id)
             deferred: dict[int, int] = {}
-            worklog_jobs: list[Awaitable[pl.DataFrame]] = []
-            if defer:
+            if defer and worklog_ids:
                 totals = dict(
                     zip(
                         frames.issue_totals["issue_id"].to_list(),
@@ -1749,27 +1848,57 @@ class _Loader:
                     )
                 )
                 deferred = {int(i): int(totals.get(i) or 0) for i in worklog_ids}
-            else:
-                worklog_jobs = [self.issue_worklogs(issue_id) for issue_id in worklog_ids]
-            extra = await _gather_or_cancel([*comment_jobs, *worklog_jobs])
-            extra_comments = extra[: len(comment_jobs)]
-            extra_worklogs = extra[len(comment_jobs) :]
-            cursors: dict[str, str] = {}
             if previous is not None:
                 await previous
+            cursors: dict[str, str] = {}
             if cursor:
                 position[0] = page_position(frames.issues["updated"].to_list(), self.started, position[0])
                 cursors = self.walk_cursors(project_ids, position[0], partial=True)
-            page = _IssuePage(frames, extra_comments, extra_worklogs, deferred, cursors)
-            counts = await self.db(self.db_side.write_issue_page, page, full=self.full)
+            commit = self.commit_page(_IssuePage(frames, comment_frame, worklog_frame, deferred, cursors))
+            queued.set_result(None)
+            counts = await commit
             for resource, count in zip(("issues", "comments", "worklogs"), counts, strict=True):
                 self.progress.advance(resource, count)
             if len(self.db_side.pending_changelogs) - len(self.db_side.taken_changelogs) >= CHANGELOG_CHUNK:
                 self._changelog_wakeup.set()
         finally:
+            if not queued.done():
+                queued.set_exception(RuntimeError("an earlier page of this walk failed"))
             gate.release()
 
-    async def issue_comments(self, issue_id: int) -> pl.DataFrame:
+    def commit_page(self, page: _IssuePage) -> asyncio.Future[tuple[int, int, int]]:
+        """Queue a page for the committer, which writes whatever is queued in one transaction."""
+        done: asyncio.Future[tuple[int, int, int]] = asyncio.get_running_loop().create_future()
+        self._page_queue.append((page, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.ensure_future(self._commit_queued())
+        return done
+
+    async def _commit_queued(self) -> None:
+        while self._page_queue:
+            batch = self._page_queue[:MAX_PAGES_PER_COMMIT]
+            del self._page_queue[: len(batch)]
+            try:
+                counts = await self.db(self.db_side.write_issue_pages, [page for page, _ in batch], full=self.full)
+            except BaseException as error:
+                for _, done in [*batch, *self._page_queue]:
+                    if not done.done():
+                        done.set_exception(error)
+                self._page_queue.clear()
+                if not isinstance(error, Exception):
+                    raise
+                return
+            for (_, done), count in zip(batch, counts, strict=True):
+                if not done.done():
+                    done.set_result(count)
+
+    async def frame(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Build frames on their own thread, beside the database writer (which releases the GIL in DuckDB)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._framer, partial(function, *args, **kwargs))
+
+    async def issue_comments(self, issue_id: int) -> list[dict[str, Any]]:
+        """Every comment of an issue whose embedded ones were truncated (``self`` names the issue)."""
         found: list[dict[str, Any]] = []
         try:
             async for page in comments.fetch_issue_comments(self.client, issue_id):
@@ -1777,9 +1906,10 @@ class _Loader:
         except JiraApiError as error:
             if error.status != 404:
                 raise  # a 404: the issue went away since its page was read; the next sweep marks it
-        return comments.comments_frame(found, site_id=self.site_id, issue_id=issue_id)
+        return found
 
-    async def issue_worklogs(self, issue_id: int) -> pl.DataFrame:
+    async def issue_worklogs(self, issue_id: int) -> list[dict[str, Any]]:
+        """Every worklog of an issue whose embedded ones were truncated."""
         found: list[dict[str, Any]] = []
         try:
             async for page in worklog_resources.fetch_issue_worklogs(self.client, issue_id):
@@ -1787,7 +1917,7 @@ class _Loader:
         except JiraApiError as error:
             if error.status != 404:
                 raise
-        return worklog_resources.worklogs_frame(found, site_id=self.site_id, issue_id=issue_id)
+        return found
 
     async def sweep_issues(self) -> None:
         """The ids of every issue in scope (``fields=id``): sightings for all, and the new ones fetched whole."""
@@ -1851,7 +1981,7 @@ class _Loader:
             entries.extend(page.items)
         frames = await self.db(changelogs.changelog_frames, entries, site_id=self.site_id)
         written = await self.db(self.db_side.write_changelogs, issue_ids, frames)
-        self.progress.advance("changelog histories", written)
+        self.progress.advance("changelogs", written)
 
     # -- worklogs ------------------------------------------------------------------------------------------------
     async def complete_worklogs(self) -> None:
@@ -1877,8 +2007,10 @@ class _Loader:
     async def worklogs_per_issue(self, issue_ids: list[int]) -> None:
         for start in range(0, len(issue_ids), WORKLOG_ISSUES_PER_COMMIT):
             chunk = issue_ids[start : start + WORKLOG_ISSUES_PER_COMMIT]
-            frames = await _gather_or_cancel([self.issue_worklogs(issue_id) for issue_id in chunk])
-            frame = pl.concat(frames, how="vertical_relaxed") if frames else worklog_resources.WORKLOGS.empty_frame()
+            found = await _gather_or_cancel([self.issue_worklogs(issue_id) for issue_id in chunk])
+            frame = await self.frame(
+                worklog_resources.worklogs_frame, [w for items in found for w in items], site_id=self.site_id
+            )
             written = await self.db(self.db_side.write_worklogs, frame, done_issues=chunk)
             self.progress.advance("worklogs", written)
 

@@ -113,6 +113,6 @@ class Progress:
     def _bar(self, resource: str) -> Any:
         bar = self._bars.get(resource)
         if bar is None:
-            options = {"unit": " rows", "dynamic_ncols": True, "leave": True, **self._bar_options}
-            bar = self._bars[resource] = tqdm(desc=f"{resource:<18}", **options)
+            options = {"unit": " rows", "dynamic_ncols": True, "leave": False, **self._bar_options}
+            bar = self._bars[resource] = tqdm(desc=f"{resource:<16}", **options)
         return bar

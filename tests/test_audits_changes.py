@@ -4,17 +4,19 @@ The records are the simulator's: a hand-built site is changed through :class:`~j
 which writes each change's audit record the way Jira does, and the records are read back through
 ``GET /rest/api/3/auditing/record`` and turned into frames by :mod:`jira_lab.resources.audit`. The permission
 model's frames are written from the site by hand (a few rows). Every expectation comes from the changes the test
-made, in the order it made them.
+made, in the order it made them. At the bottom, the demo site (loaded by both principals) is checked against its
+story's ``[[history]]``.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import polars as pl
 import pytest
+from test_audits_preflight import LoadedDemo, loaded_demo
 
 from jira_lab.audits import model
 from jira_lab.audits.changes import (
@@ -24,10 +26,12 @@ from jira_lab.audits.changes import (
     RENAMED,
     audit_changes,
     gap_explanations,
+    gaps_from_findings,
     global_permission_groups,
     group_name_resolution,
     permission_changes,
 )
+from jira_lab.audits.preflight import preflight_findings
 from jira_lab.resources.audit import audit_frames
 from jira_lab.sim import SimCloud, SiteBuilder
 from jira_lab.sim.builder import EPOCH
@@ -178,7 +182,7 @@ class Story:
         self.site = b.site
         clock = FakeClock(EPOCH + timedelta(days=1))
         change = SiteMutator(self.site, clock, actor=self.admin)
-        self.moments = {}
+        self.moments: dict[int, datetime] = {}
 
         def day(number: int) -> None:
             clock.now = (EPOCH + timedelta(days=number)).timestamp()
@@ -218,6 +222,11 @@ class Story:
 @pytest.fixture(scope="module")
 def story() -> Story:
     return Story()
+
+
+@pytest.fixture(scope="module")
+def demo() -> LoadedDemo:
+    return loaded_demo()
 
 
 def on_day(story: Story, frame: pl.DataFrame, number: int) -> pl.DataFrame:
@@ -371,3 +380,61 @@ def test_the_technical_user_can_be_named_by_email(story: Story) -> None:
     )
     memberships = by_email.filter(pl.col("change_kind") == "membership")
     assert memberships["effect"].to_list() == [GAINED, GAINED, GAINED, LOST]
+
+
+# -- the demo site ---------------------------------------------------------------------------------------------------
+def history_entry(definition: dict[str, Any], change: str, **match: str) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = [
+        entry
+        for entry in definition["history"]
+        if entry["change"] == change and all(entry.get(key) == value for key, value in match.items())
+    ]
+    assert len(entries) == 1, (change, match)
+    return entries[0]
+
+
+def test_demo_gaps_are_explained_by_the_story_s_history(demo: LoadedDemo) -> None:
+    definition, site = demo.definition, demo.site
+    findings = preflight_findings(demo.tables, demo.tech, checks=[1, 2, 3, 4])
+    gaps = gaps_from_findings(findings)
+    timeline = permission_changes(demo.tables, demo.tech, gaps=gaps)
+    explained = gap_explanations(timeline, gaps)
+    story = definition["story"]
+    people = {key: person["name"] for key, person in definition["people"].items()}
+    expected = {
+        story["no_browse"][0]: history_entry(definition, "grant removed", scheme="hr"),
+        f"role {story['missing_roles'][0]['role']} in {story['missing_roles'][0]['project']}": history_entry(
+            definition, "role actor removed"
+        ),
+        f"{story['not_in_levels'][0]} in SEC": history_entry(definition, "level member added"),
+        f"group {story['missing_groups'][0]}": history_entry(definition, "member removed"),
+    }
+    assert set(expected) <= set(explained["gap"])
+    for gap, entry in expected.items():
+        row = explained.filter(pl.col("gap") == gap).row(0, named=True)
+        assert row["created"].date() == (EPOCH - timedelta(days=entry["days_ago"])).date(), gap
+        assert row["author_name"] == people[entry.get("by", "grace")], gap
+        assert row["effect"] in (LOST, EXCLUDED), gap
+    # every removal in the history took something from the technical user, and nothing else did
+    removals = [entry for entry in definition["history"] if entry["change"].endswith("removed")]
+    lost = timeline.filter(pl.col("effect") == LOST)
+    assert sorted(lost["created"].dt.date().to_list()) == sorted(
+        (EPOCH - timedelta(days=entry["days_ago"])).date() for entry in removals
+    )
+    removed_from = lost.filter(pl.col("change_kind") == "membership")["description"].to_list()
+    assert removed_from == [f"{site.users[demo.tech].display_name} removed from group {story['missing_groups'][0]}"]
+
+
+def test_demo_records_before_the_rename_name_the_group_by_its_old_name(demo: LoadedDemo) -> None:
+    renamed = demo.story["renamed_groups"][0]
+    group = demo.site.group_by_name(renamed["group"])
+    assert group is not None
+    timeline = permission_changes(demo.tables, demo.tech, gaps=pl.DataFrame(schema={"gap_kind": pl.String}))
+    joined = timeline.filter((pl.col("change_kind") == "membership") & (pl.col("group_id") == group.group_id))
+    entry = history_entry(demo.definition, "member added", group=renamed["group"], user="connector")
+    assert joined.select("group_name_then", "effect").rows() == [(renamed["formerly"], GAINED)]
+    assert joined["created"][0].date() == (EPOCH - timedelta(days=entry["days_ago"])).date()
+    rename = timeline.filter(pl.col("change_kind") == "group_renamed")
+    assert rename.select("group_id", "old_name", "new_name").rows() == [
+        (group.group_id, renamed["formerly"], renamed["group"])
+    ]

@@ -116,7 +116,7 @@ def test_the_demo_site() -> None:
     assert audit.fixes["items_unlocked"].sum() == audit.gaps.height
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(min_value=1, max_value=100_000))
 def test_random_permission_models(seed: int) -> None:
     site = generate_site(SMALL_SITE, seed)

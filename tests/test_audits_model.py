@@ -343,12 +343,21 @@ def test_resolve_account_by_id_or_email() -> None:
 def test_from_frames_conforms_columns_and_leaves_deleted_rows_out() -> None:
     from datetime import UTC, datetime
 
-    comments = pl.DataFrame({"id": [1, 2], "issue_id": [1, 1], "deleted_at": [None, datetime(2026, 1, 1, tzinfo=UTC)]})
+    marked = datetime(2026, 1, 1, tzinfo=UTC)
+    comments = pl.DataFrame(
+        {
+            "id": [1, 2, 3, 4],
+            "issue_id": [1, 1, 1, 1],
+            "deleted_at": [None, marked, marked, marked],
+            # gone from one principal's view only: another may still see it, so it stays
+            "deleted_reason": [None, schema.DELETED, schema.NO_LONGER_VISIBLE, f"{schema.NO_LONGER_VISIBLE} to {BOB}"],
+        }
+    )
     tables = model.from_frames(SITE, comments=comments)
     live = tables.comments.collect()
     assert live.columns == list(schema.table("comments").column_names)
-    assert live["id"].to_list() == [1]
-    assert model.from_frames(SITE, comments=comments, include_deleted=True).comments.collect().height == 2
+    assert live["id"].to_list() == [1, 4]
+    assert model.from_frames(SITE, comments=comments, include_deleted=True).comments.collect().height == 4
     assert tables.table("_jira_lab_sightings").collect().is_empty()
     with pytest.raises(ValueError, match="no table"):
         model.from_frames(SITE, nonsense=comments)
@@ -388,3 +397,13 @@ def test_unreadable_resources_are_those_no_latest_load_could_read() -> None:
     assert found.select("resource", "table", "scope", "principals").rows() == [
         ("group_members", "group_members", None, 2)
     ]
+
+
+def test_principal_scopes_are_one_row_per_granted_scope() -> None:
+    principals = rows(
+        "_jira_lab_principals",
+        {"principal_id": ANN, "auth_kind": "oauth", "scopes": '["read:jira-work", "offline_access"]'},
+        {"principal_id": BOB, "auth_kind": "basic"},
+    )
+    found = model.principal_scopes(model.from_frames(SITE, _jira_lab_principals=principals)).collect()
+    assert sorted(found.rows()) == [(ANN, "oauth", "offline_access"), (ANN, "oauth", "read:jira-work")]

@@ -353,6 +353,18 @@ def test_seen_by_limits_the_audit_to_what_that_principal_saw() -> None:
     assert every.height == 4
 
 
+def test_a_principal_missing_from_the_loaded_users_is_taken_as_active() -> None:
+    principals = rows("_jira_lab_principals", {"principal_id": "acc-zed", "auth_kind": "oauth"})
+    members = pl.concat([people()["group_members"], rows("group_members", {"group_id": DEVS, "account_id": "acc-zed"})])
+    tables = layered_site(_jira_lab_principals=principals, group_members=members)
+    audit = restriction_gaps(tables, "acc-zed")
+    # through devs it has Browse everywhere and comment 10; issue 1 (level Staff) and the items restricted to roles
+    # (Administrators in TWO, Developers in ONE: it acts in neither) stay hidden
+    assert set(by_item(audit.gaps)) == {("issue", 1), ("comment", 11), ("worklog", 20)}
+    assert "inactive_account" not in set(audit.gaps["layer"])
+    assert any("not among the loaded users" in note for note in audit.notes)
+
+
 def test_an_unknown_account_is_refused() -> None:
     with pytest.raises(ValueError, match="no loaded account"):
         restriction_gaps(model.from_frames(SITE), "ghost@example.com")

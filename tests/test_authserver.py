@@ -4,6 +4,7 @@ the gateway then lets the tokens do. Everything goes through httpx and ``cloud.t
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -710,3 +711,64 @@ def test_secrets_stay_out_of_reprs(world: World) -> None:
 def test_an_app_cannot_be_registered_twice(world: World) -> None:
     with pytest.raises(ValueError):
         world.cloud.auth.register_app("copy", callback_url=CALLBACK, scopes=APP_SCOPES, client_id=world.app.client_id)
+
+
+# -- state across restarts -----------------------------------------------------------------------------------------
+
+
+def restarted(world: World) -> World:
+    """The same sites served by a new cloud that restored the old authorization server's state (through JSON)."""
+    saved = json.loads(json.dumps(world.cloud.auth.export_state()))
+    cloud = SimCloud(world.alpha, world.beta, clock=world.clock)
+    app = cloud.auth.register_app(
+        world.app.name,
+        callback_url=CALLBACK,
+        scopes=APP_SCOPES,
+        client_id=world.app.client_id,
+        client_secret=world.app.client_secret,
+    )
+    cloud.auth.restore_state(saved)
+    return World(cloud, world.clock, world.alpha, world.beta, app, world.people)
+
+
+def test_a_restored_server_honours_the_tokens_it_issued_before_the_restart(world: World) -> None:
+    body = tokens(world)
+    fresh = World(SimCloud(world.alpha, world.beta, clock=world.clock), world.clock, world.alpha, world.beta, world.app)
+    assert not works(fresh, world.alpha, body["access_token"])  # a cloud that remembers nothing
+    again = restarted(world)
+    assert works(again, world.alpha, body["access_token"])
+    assert not works(again, world.beta, body["access_token"])  # the grant's sites, no more
+    rotated = refresh(again, body["refresh_token"])
+    assert rotated.status_code == 200
+    assert works(again, world.alpha, rotated.json()["access_token"])
+    assert again.cloud.auth.grant(world.app.client_id, world.people["ann"]) == world.cloud.auth.grant(
+        world.app.client_id, world.people["ann"]
+    )
+
+
+def test_a_restored_server_still_revokes_a_family_on_late_reuse(world: World) -> None:
+    body = tokens(world)
+    first = refresh(world, body["refresh_token"]).json()
+    world.clock.advance(10 * MINUTE + 1)
+    again = restarted(world)
+    assert refresh(again, body["refresh_token"]).json() == INVALID_REFRESH
+    assert not works(again, world.alpha, first["access_token"])
+    assert refresh(again, first["refresh_token"]).json() == INVALID_REFRESH
+
+
+def test_revoked_and_expired_tokens_are_not_restored(world: World) -> None:
+    revoked = tokens(world, "eve")
+    world.cloud.auth.revoke_grant(world.app.client_id, world.people["eve"])
+    expired = tokens(world)
+    world.clock.advance(3600 + 1)
+    state = world.cloud.auth.export_state()
+    assert revoked["refresh_token"] not in json.dumps(state) and revoked["access_token"] not in json.dumps(state)
+    assert expired["access_token"] not in {entry["token"] for entry in state["access_tokens"]}
+    again = restarted(world)
+    assert refresh(again, revoked["refresh_token"]).json() == INVALID_REFRESH
+    assert refresh(again, expired["refresh_token"]).status_code == 200
+
+
+def test_restoring_something_else_is_a_value_error(world: World) -> None:
+    with pytest.raises(ValueError, match="not a saved authorization server state"):
+        world.cloud.auth.restore_state({"grants": [{"client_id": "x"}]})

@@ -27,10 +27,14 @@ stable group id by following the renames forward in time from each record's mome
 :func:`permission_changes` keeps the changes that affect what one technical user sees (its memberships, the role
 actors, grants, level members and global permissions that name it or one of its groups at the time) and says, for
 each, whether it gained or lost something, and which of its current gaps the change explains (the latest loss on a
-path to that gap). :func:`gap_explanations` gives one row per gap with the change that explains it.
+way in to that gap). :func:`gap_explanations` gives one row per gap with the change that explains it.
 
-All functions are pure: LazyFrames (or DataFrames) of the declared tables in, a DataFrame out. Their columns are
-listed in each docstring and in ``docs/audits.md``.
+The record shapes (summaries, categories, changed-value field names) are those the simulator writes after the
+Atlassian documentation and the OpenAPI spec's examples (``jira_lab.sim.auditlog``); the spec does not list every
+category, so unknown records are ignored rather than guessed at.
+
+All functions are pure: the loaded tables of one site (:class:`~jira_lab.audits.model.SiteTables`) in, a DataFrame
+out. Their columns are listed in each docstring and in ``docs/audits.md``.
 """
 
 from __future__ import annotations
@@ -689,7 +693,7 @@ def _holder_includes(changes: pl.LazyFrame, tables: SiteTables, account_id: str)
     return judged.with_columns(includes.alias("includes_it")).drop("_role_held", "_leads", "_access")
 
 
-def _effects(changes: pl.LazyFrame, account_id: str, permissions: Iterable[str]) -> pl.Expr:
+def _effects(account_id: str, permissions: Iterable[str]) -> pl.Expr:
     """gained / lost / renamed (a group of its renamed) / NULL (does not concern it)."""
     kind = pl.col("change_kind")
     action = pl.col("action")
@@ -972,7 +976,7 @@ def permission_changes(
     if gaps is None:
         from jira_lab.audits.preflight import preflight_findings  # preflight builds on this module
 
-        gaps = gaps_from_findings(preflight_findings(tables, account_id))
+        gaps = gaps_from_findings(preflight_findings(tables, account_id, checks=[1, 2, 3, 4]))
     gap_frame = _conformed_gaps(gaps)
     its_groups = pl.concat(
         [
@@ -990,7 +994,7 @@ def permission_changes(
         how="left",
     ).with_columns(pl.col("_ever_its_group").fill_null(False))
     judged = _excluded_levels(_paths(judged), gap_frame)
-    effect = _effects(judged, account_id, permissions)
+    effect = _effects(account_id, permissions)
     timeline = judged.with_columns(
         pl.when(effect.is_null() & pl.col("_level_created")).then(pl.lit(EXCLUDED)).otherwise(effect).alias("effect")
     ).filter(pl.col("effect").is_not_null())

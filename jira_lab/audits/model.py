@@ -45,10 +45,8 @@ may still see them, and ``_jira_lab_sightings`` says who saw what.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
 
 import polars as pl
 
@@ -846,10 +844,13 @@ def principal_scopes(tables: SiteTables) -> pl.LazyFrame:
     Returns:
         ``principal_id``, ``auth_kind``, ``scope``.
     """
-    principals = tables.jira_lab_principals.select("principal_id", "auth_kind", "scopes").collect()
-    rows: list[dict[str, Any]] = [
-        {"principal_id": row["principal_id"], "auth_kind": row["auth_kind"], "scope": scope}
-        for row in principals.iter_rows(named=True)
-        for scope in (json.loads(row["scopes"]) if row["scopes"] else [])
-    ]
-    return pl.LazyFrame(rows, schema={"principal_id": pl.String, "auth_kind": pl.String, "scope": pl.String})
+    return (
+        tables.jira_lab_principals.filter(pl.col("scopes").is_not_null())
+        .select(
+            "principal_id",
+            "auth_kind",
+            pl.col("scopes").str.json_decode(pl.List(pl.String)).alias("scope"),
+        )
+        .explode("scope")
+        .filter(pl.col("scope").is_not_null())
+    )

@@ -34,7 +34,7 @@ and it shows once that one is fixed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,7 +175,7 @@ def _count_text(noun: str, column: str) -> pl.Expr:
 
 
 def _affected_text() -> pl.Expr:
-    """ "84 issues, 840 comments, 200 worklogs" of the hidden (first-layer) items, or that the gap is masked."""
+    """The hidden (first-layer) items in words (``hides 84 issues, 840 comments``), or that the gap is masked."""
     hidden = pl.col("hidden_issues").fill_null(0) + pl.col("hidden_comments").fill_null(0)
     hidden = hidden + pl.col("hidden_worklogs").fill_null(0)
     affected = pl.col("issues").fill_null(0) + pl.col("comments").fill_null(0) + pl.col("worklogs").fill_null(0)
@@ -214,9 +214,27 @@ def _names(tables: SiteTables) -> dict[str, pl.LazyFrame]:
     }
 
 
+def _read_by_another_load(tables: SiteTables, refused: pl.LazyFrame) -> pl.LazyFrame:
+    """The scoped refusals (``group_members:<id>``) some other latest load read: it read the whole table (``ok``)
+    and was not refused that part. Columns ``resource``."""
+    latest = model.latest_loads(tables).select("principal_id", "load_id")
+    access = tables.jira_lab_access.join(latest, on=["principal_id", "load_id"], how="semi")
+    whole = access.filter((pl.col("outcome") == "ok") & ~pl.col("resource").str.contains(":", literal=True))
+    refused_parts = access.filter(pl.col("outcome") != "ok").select("load_id", "resource")
+    return (
+        refused.filter(pl.col("scope").is_not_null())
+        .select("resource", "table")
+        .join(whole.select("load_id", pl.col("resource").alias("table")), on="table")
+        .join(refused_parts, on=["load_id", "resource"], how="anti")
+        .select("resource")
+        .unique()
+    )
+
+
 def _unreadable(tables: SiteTables) -> pl.DataFrame:
     """What no latest load could read, plus essential tables no load filled (never loaded is no answer either)."""
-    refused = model.unreadable_resources(tables).select(
+    refused = model.unreadable_resources(tables)
+    refused = refused.join(_read_by_another_load(tables, refused), on="resource", how="anti").select(
         "resource",
         "table",
         "scope",
@@ -269,6 +287,13 @@ def _involved(keys_frame: pl.LazyFrame, keys: list[str], *tables: str) -> pl.Laz
             keys_frame.select(*keys, pl.lit(name).alias("table"), pl.lit(None, dtype=pl.String).alias("scope"))
             for name in tables
         ]
+    )
+
+
+def _scoped_to_project(keys_frame: pl.LazyFrame, keys: list[str], table: str) -> pl.LazyFrame:
+    """``keys`` + ``table`` scoped to the subject's project (a refusal of another project's part does not count)."""
+    return keys_frame.filter(pl.col("project_id").is_not_null()).select(
+        *keys, pl.lit(table).alias("table"), pl.col("project_id").cast(pl.String).alias("scope")
     )
 
 
@@ -559,7 +584,8 @@ def _browse_findings(ctx: _Context) -> pl.DataFrame:
     hidden = _item_counts(tables, issues.join(browsable, on="issue_id", how="anti"), keys, prefix="hidden_")
     involved = pl.concat(
         [
-            _involved(projects, keys, "permission_grants", "project_permission_schemes", "users"),
+            _involved(projects, keys, "permission_grants", "users"),
+            _scoped_to_project(projects, keys, "project_permission_schemes"),
             _holder_groups(ctx, grants, keys),
         ],
         how="vertical_relaxed",
@@ -708,6 +734,7 @@ def _level_findings(ctx: _Context) -> pl.DataFrame:
     involved = pl.concat(
         [
             _involved(pairs, keys, "security_level_members", "users"),
+            _scoped_to_project(pairs, keys, "project_security_schemes"),
             _holder_groups(ctx, members, keys),
         ],
         how="vertical_relaxed",
@@ -1012,6 +1039,36 @@ def _scope_findings(ctx: _Context, granted_scopes: Iterable[str] | None) -> pl.D
     return _finding_frame(pl.DataFrame(rows), 6)
 
 
+# -- checks with nothing to examine ------------------------------------------------------------------------------
+def _read_ok(ctx: _Context, *resources: str) -> bool:
+    """Some load read one of ``resources`` whole."""
+    read = ctx.tables.jira_lab_access.filter(pl.col("resource").is_in(list(resources)) & (pl.col("outcome") == "ok"))
+    return bool(read.select(pl.len()).collect().item() > 0)
+
+
+def _or_no_subjects(ctx: _Context, check: int, found: pl.DataFrame) -> pl.DataFrame:
+    """``found``, or the one row saying why a check had nothing to examine: vacuously passed (the site has no
+    security levels, no loaded item is restricted) or not to be told (nothing was loaded)."""
+    if found.height or check not in (2, 3, 4):
+        return found
+    tables = ctx.tables
+    if check == 2:
+        status, subject, evidence = CANNOT_TELL, "projects", "no project was loaded"
+    elif check == 3:
+        subject = "issue security levels"
+        if _read_ok(ctx, "security_schemes", "security_levels"):
+            status, evidence = PASS, "the site has no issue security levels"
+        else:
+            status, evidence = CANNOT_TELL, "no issue security level was loaded, and no load could read them"
+    else:
+        subject = "restrictions"
+        if tables.issues.select(pl.len()).collect().item() > 0:
+            status, evidence = PASS, "no loaded comment or worklog is restricted"
+        else:
+            status, evidence = CANNOT_TELL, "no issues, comments or worklogs were loaded"
+    return _finding_frame(pl.DataFrame({"subject": [subject], "status": [status], "evidence": [evidence]}), check)
+
+
 # -- the whole checklist -----------------------------------------------------------------------------------------
 def _context(tables: SiteTables, technical_user: str) -> _Context:
     account_id = model.resolve_account(tables, technical_user)
@@ -1053,7 +1110,11 @@ def _context(tables: SiteTables, technical_user: str) -> _Context:
 
 
 def preflight_findings(
-    tables: SiteTables, technical_user: str, *, granted_scopes: Iterable[str] | None = None
+    tables: SiteTables,
+    technical_user: str,
+    *,
+    granted_scopes: Iterable[str] | None = None,
+    checks: Iterable[int] = tuple(CHECKS),
 ) -> pl.DataFrame:
     """Every subject of the preconfiguration checklist for ``technical_user``: one row per project, level,
     restriction, scope ...
@@ -1063,6 +1124,7 @@ def preflight_findings(
         technical_user: its account id or email address.
         granted_scopes: the scopes granted to the app's token; by default those recorded with the technical
             user's OAuth load.
+        checks: the checks to run (numbers of :data:`CHECKS`); all by default.
 
     Returns:
         :data:`FINDING_COLUMNS`, ordered by check:
@@ -1081,18 +1143,22 @@ def preflight_findings(
           earlier gap).
 
     Raises:
-        ValueError: ``technical_user`` is no loaded account id or email.
+        ValueError: ``technical_user`` is no loaded account id or email, or ``checks`` names no check.
     """
     ctx = _context(tables, technical_user)
-    parts = [
-        _admin_findings(ctx),
-        _browse_findings(ctx),
-        _level_findings(ctx),
-        _restriction_findings(ctx),
-        _server_info_findings(ctx),
-        _scope_findings(ctx, granted_scopes),
-    ]
-    return pl.concat(parts, how="vertical")
+    runs: dict[int, Callable[[], pl.DataFrame]] = {
+        1: lambda: _admin_findings(ctx),
+        2: lambda: _browse_findings(ctx),
+        3: lambda: _level_findings(ctx),
+        4: lambda: _restriction_findings(ctx),
+        5: lambda: _server_info_findings(ctx),
+        6: lambda: _scope_findings(ctx, granted_scopes),
+    }
+    unknown = sorted(set(checks) - set(runs))
+    if unknown:
+        raise ValueError(f"no check {unknown}: the checks are {sorted(runs)}")
+    parts = [_or_no_subjects(ctx, check, runs[check]()) for check in sorted(set(checks))]
+    return pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=dict(FINDING_COLUMNS))
 
 
 def summarize_checks(findings: pl.DataFrame) -> pl.DataFrame:

@@ -194,16 +194,32 @@ def _format(template: str, *values: str | pl.Expr) -> pl.Expr:
 
 
 # -- the layers ----------------------------------------------------------------------------------------------------
-def _as_active(tables: SiteTables, account_id: str) -> SiteTables:
-    """The tables with the account active: what it would still miss once reactivated."""
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    """The account audited and the tables its answers are computed from (with the account active in them)."""
+
+    account_id: str
+    #: deactivated accounts hold nothing; the audit still says what they would miss once active
+    active: bool
+    #: among the loaded users; an account that is not (the users list unreadable ...) is taken as active
+    listed: bool
+    tables: SiteTables
+
+
+def _subject(tables: SiteTables, account: str) -> _Subject:
+    account_id = model.resolve_account(tables, account)
+    found = tables.users.filter(pl.col("account_id") == account_id).select("active").collect()
+    listed = found.height > 0
+    active = not listed or bool(found["active"].fill_null(False).any())
+    if listed and active:
+        return _Subject(account_id, True, True, tables)
     users = tables.users.with_columns(
         (pl.col("active").fill_null(False) | (pl.col("account_id") == account_id)).alias("active")
     )
-    return dataclasses.replace(tables, users=users)
-
-
-def _is_active(tables: SiteTables, account_id: str) -> bool:
-    return model.active_accounts(tables, [account_id]).collect().height > 0
+    if not listed:
+        extra = pl.LazyFrame({"site_id": [tables.site_id], "account_id": [account_id], "active": [True]})
+        users = pl.concat([users, extra], how="diagonal_relaxed")
+    return _Subject(account_id, active, listed, dataclasses.replace(tables, users=users))
 
 
 def hidden_items(tables: SiteTables, account: str, *, seen_by: str | None = None) -> pl.LazyFrame:
@@ -219,9 +235,8 @@ def hidden_items(tables: SiteTables, account: str, *, seen_by: str | None = None
         ``item_kind``, ``item_id``, ``issue_id``, ``project_id``, ``security_level_id``, ``visibility_type``,
         ``visibility_key``, ``layer``, ``hidden_by_browse``, ``hidden_by_security_level``, ``hidden_by_visibility``.
     """
-    account_id = model.resolve_account(tables, account)
-    active = _is_active(tables, account_id)
-    evaluated = tables if active else _as_active(tables, account_id)
+    subject = _subject(tables, account)
+    account_id, active, evaluated = subject.account_id, subject.active, subject.tables
     accounts = [account_id]
     issues = evaluated.issues.select(pl.col("id").alias("issue_id"), "project_id", "security_level_id")
     browsable = model.issue_browsers(evaluated, accounts).select("issue_id", pl.lit(True).alias("_browse"))
@@ -901,13 +916,18 @@ def out_of_reach(tables: SiteTables, account_id: str) -> pl.DataFrame:
     )
 
 
-def _notes(reach: pl.DataFrame, unreadable: pl.DataFrame, active: bool) -> tuple[str, ...]:
+def _notes(reach: pl.DataFrame, unreadable: pl.DataFrame, subject: _Subject) -> tuple[str, ...]:
     notes = [
         "Only what some principal loaded is audited: issues in projects no loading principal could browse, and "
         "items hidden from every loading principal, cannot be seen or counted by any audit."
     ]
-    if not active:
+    if not subject.active:
         notes.append("The account is inactive: it sees nothing; the layer flags say what it would miss once active.")
+    if not subject.listed:
+        notes.append(
+            "The account is not among the loaded users (was the user list readable?): it is taken as active, and "
+            "its group memberships are only those the loaded group members show."
+        )
     if reach.height:
         for kind in (COMMENT, WORKLOG):
             of_kind = reach.filter(pl.col("item_kind") == kind)
@@ -937,9 +957,8 @@ def restriction_gaps(tables: SiteTables, account: str, *, seen_by: str | None = 
     Returns:
         A :class:`RestrictionGaps`: ``gaps``, ``fixes``, ``out_of_reach``, ``cannot_tell``, ``method``, ``notes``.
     """
-    account_id = model.resolve_account(tables, account)
-    active = _is_active(tables, account_id)
-    evaluated = tables if active else _as_active(tables, account_id)
+    subject = _subject(tables, account)
+    account_id, active, evaluated = subject.account_id, subject.active, subject.tables
     hidden = hidden_items(tables, account_id, seen_by=seen_by).collect().lazy()
     unreadable = model.unreadable_resources(tables).collect()
     gaps = (
@@ -957,7 +976,7 @@ def restriction_gaps(tables: SiteTables, account: str, *, seen_by: str | None = 
         out_of_reach=reach,
         cannot_tell=unreadable,
         method=method,
-        notes=_notes(reach, unreadable, active),
+        notes=_notes(reach, unreadable, subject),
     )
 
 

@@ -347,6 +347,101 @@ class AuthServer:
                 self._revoke_family(family)
             return True
 
+    # -- state across restarts ---------------------------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        """The grants and live tokens this server issued, as JSON-ready data, for :meth:`restore_state`.
+
+        Atlassian remembers what it issued across any restart; a simulated cloud started again (``jira-lab demo``
+        run twice) does too when given this. It holds live tokens: keep it as private as a token file. Apps,
+        pending consent pages, codes and the request log are not included.
+        """
+        with self._lock:
+            families = {f.id: f for state in self._grants.values() for f in state.families if not f.revoked}
+            return {
+                "grants": [
+                    {
+                        "client_id": state.client_id,
+                        "account_id": state.account_id,
+                        "scopes": sorted(state.scopes),
+                        "cloud_ids": list(state.cloud_ids),
+                        "families": [
+                            {"id": f.id, "created_at": f.created_at, "offline": f.offline}
+                            for f in state.families
+                            if f.id in families
+                        ],
+                    }
+                    for state in self._grants.values()
+                ],
+                "refresh_tokens": [
+                    {
+                        "token": token,
+                        "family": record.family.id,
+                        "issued_at": record.issued_at,
+                        "companion": record.companion,
+                        "used_at": record.used_at,
+                    }
+                    for token, record in self._refresh_tokens.items()
+                    if record.family.id in families
+                ],
+                "access_tokens": [
+                    {
+                        "token": token,
+                        "account_id": grant.account_id,
+                        "scopes": sorted(grant.scopes),
+                        "cloud_ids": list(grant.cloud_ids),
+                        "expires_at": grant.expires_at,
+                        "family": grant.family,
+                    }
+                    for token, grant in self.cloud.access_tokens().items()
+                    if grant.family in families
+                ],
+            }
+
+    def restore_state(self, data: Mapping[str, Any]) -> None:
+        """Honour the grants and tokens of :meth:`export_state`, as if this server had issued them.
+
+        Sites this cloud does not host are dropped from the grants (their tokens are not restored).
+
+        Raises:
+            ValueError: ``data`` is not what :meth:`export_state` writes.
+        """
+        from jira_lab.sim.cloud import AccessGrant  # the cloud module imports this one
+
+        try:
+            with self._lock:
+                families: dict[str, _Family] = {}
+                for entry in data["grants"]:
+                    cloud_ids = [c for c in entry["cloud_ids"] if c in self.cloud.sites]
+                    key = (str(entry["client_id"]), str(entry["account_id"]))
+                    state = _GrantState(key[0], key[1], frozenset(entry["scopes"]), cloud_ids)
+                    self._grants[key] = state
+                    for family in entry["families"]:
+                        restored = _Family(str(family["id"]), state, float(family["created_at"]), family["offline"])
+                        state.families.append(restored)
+                        families[restored.id] = restored
+                for entry in data["refresh_tokens"]:
+                    used_at = entry["used_at"]
+                    self._refresh_tokens[str(entry["token"])] = _RefreshToken(
+                        families[entry["family"]],
+                        float(entry["issued_at"]),
+                        str(entry["companion"]),
+                        None if used_at is None else float(used_at),
+                    )
+                for entry in data["access_tokens"]:
+                    hosted = tuple(str(c) for c in entry["cloud_ids"] if c in self.cloud.sites)
+                    if entry["family"] not in families or not hosted:
+                        continue
+                    grant = AccessGrant(
+                        str(entry["account_id"]),
+                        frozenset(entry["scopes"]),
+                        hosted,
+                        float(entry["expires_at"]),
+                        str(entry["family"]),
+                    )
+                    self.cloud.restore_access_token(str(entry["token"]), grant)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"not a saved authorization server state ({type(error).__name__}: {error})") from None
+
     # -- dispatch ----------------------------------------------------------------------------------------------
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer a request to ``/authorize`` or ``/oauth/token``."""

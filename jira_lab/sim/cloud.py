@@ -170,6 +170,20 @@ class SimCloud:
             if grant is not None and grant.expires_at > expires_at:
                 self._tokens[token] = dataclasses.replace(grant, expires_at=expires_at)
 
+    def access_tokens(self) -> dict[str, AccessGrant]:
+        """Every live access token and what it stands for (a copy: for saving the cloud's state between runs)."""
+        with self._lock:
+            now = self.clock()
+            return {token: grant for token, grant in self._tokens.items() if grant.expires_at > now}
+
+    def restore_access_token(self, token: str, grant: AccessGrant) -> None:
+        """Honour an access token issued before a restart (see :meth:`AuthServer.restore_state`)."""
+        unknown = [cloud_id for cloud_id in grant.cloud_ids if cloud_id not in self.sites]
+        if unknown:
+            raise ValueError(f"the token's sites {unknown} are not hosted here")
+        with self._lock:
+            self._tokens[token] = grant
+
     def _grant(self, request: httpx.Request) -> AccessGrant | None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
