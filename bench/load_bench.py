@@ -61,15 +61,29 @@ SECURITY_PAGE = 100
 
 
 def serve_site(size: str, seed: int, latency: float, rate: float, pipe: Connection) -> None:
-    """Child process: build the site, serve it on loopback, send its URL, and serve until told to stop.
+    """Child process: build the site, serve it on loopback, and send what the parent needs to know about it.
 
-    Asked ``"cpu"``, it answers the CPU seconds it has used so far.
+    The parent never builds the site itself, so the loader's peak memory is the loader's alone. Sent: the site URL,
+    the analyst's credentials, the site's figures, the minimum requests and the naive script's request count. Then
+    it serves until told ``"stop"``; asked ``"cpu"``, it answers the CPU seconds it has used so far.
     """
     site = generate_site(size, seed)
     limits = RateLimits(steady_rates={"GET": rate, "POST": rate}, endpoint_rates={}, hourly_points=None)
     cloud = SimCloud(site, limits=limits)
+    analyst = site.users[site.accounts["analyst"]]
+    facts = {
+        "email": analyst.email,
+        "api_token": analyst.api_token,
+        "issues": len(site.issues),
+        "comments": sum(len(i.comments) for i in site.issues.values()),
+        "worklogs": sum(len(i.worklogs) for i in site.issues.values()),
+        "histories": sum(len(i.changelog) for i in site.issues.values()),
+        "projects": list(site.projects),
+        "minimum": minimum_requests(site, analyst.account_id),
+        "naive_per_issue": naive_per_issue_requests(site, analyst.account_id),
+    }
     with serve(cloud, latency=latency) as urls:
-        pipe.send(urls.site_url())
+        pipe.send({**facts, "url": urls.site_url()})
         while pipe.recv() != "stop":
             usage = resource.getrusage(resource.RUSAGE_SELF)
             pipe.send(usage.ru_utime + usage.ru_stime)
@@ -98,9 +112,11 @@ def minimum_requests(site: Site, account: str) -> dict[str, int]:
         "comments beyond the 20 embedded": sum(
             pages(c - SEARCH_VIEW_LIMIT, MAX_COMMENTS_PER_PAGE) for c in comments if c > SEARCH_VIEW_LIMIT
         ),
+        # per truncated issue, or the change feed (every visible id) and a list of the ids not embedded
         "worklogs beyond the 20 embedded": min(
             sum(pages(w - SEARCH_VIEW_LIMIT, MAX_WORKLOGS_PER_PAGE) for w in truncated_worklogs),
-            2 * pages(sum(worklogs), FEED_PAGE_SIZE) + 1,
+            pages(sum(worklogs), FEED_PAGE_SIZE)
+            + pages(sum(w - SEARCH_VIEW_LIMIT for w in truncated_worklogs), FEED_PAGE_SIZE),
         ),
         "changelogs (bulkfetch)": max(
             pages(len(issues), MAX_BULK_CHANGELOG_ISSUES), pages(histories, MAX_BULK_MAX_RESULTS)
@@ -154,7 +170,21 @@ def walk_offset(http: httpx.Client, path: str, key: str) -> int:
         start += len(found)
 
 
-def naive_baseline(site_url: str, auth: httpx.Auth, site: Site, account: str, sample: int, seed: int) -> Naive:
+def naive_per_issue_requests(site: Site, account: str) -> int:
+    """Requests the naive script makes per issue for every issue the account sees: comments, worklogs, changelog."""
+    engine = PermissionEngine(site).snapshot()
+    return sum(
+        max(1, pages(sum(engine.can_see_item(account, i, c.visibility) for c in i.comments), MAX_COMMENTS_PER_PAGE))
+        + max(1, pages(sum(engine.can_see_item(account, i, w.visibility) for w in i.worklogs), MAX_WORKLOGS_PER_PAGE))
+        + max(1, pages(len(i.changelog), MAX_CHANGELOG_PAGE))
+        for i in site.issues.values()
+        if engine.can_browse_issue(account, i)
+    )
+
+
+def naive_baseline(
+    site_url: str, auth: httpx.Auth, project_ids: list[int], per_issue_requests: int, sample: int, seed: int
+) -> Naive:
     """What most scripts do: search, then per issue its comments, worklogs and changelog, sequentially."""
     with httpx.Client(base_url=site_url, auth=auth, timeout=60) as http:
         started = time.perf_counter()
@@ -162,10 +192,7 @@ def naive_baseline(site_url: str, auth: httpx.Auth, site: Site, account: str, sa
         token: str | None = None
         search_requests = 0
         while True:
-            body: dict[str, Any] = {
-                "jql": f"project in ({', '.join(str(p) for p in site.projects)})",
-                "fields": ["*navigable"],
-            }
+            body: dict[str, Any] = {"jql": f"project in ({', '.join(map(str, project_ids))})", "fields": ["*navigable"]}
             if token:
                 body["nextPageToken"] = token
             answer = http.post("/rest/api/3/search/jql", json=body).raise_for_status().json()
@@ -183,14 +210,6 @@ def naive_baseline(site_url: str, auth: httpx.Auth, site: Site, account: str, sa
             sample_requests += walk_offset(http, f"/rest/api/3/issue/{issue_id}/worklog", "worklogs")
             sample_requests += walk_offset(http, f"/rest/api/3/issue/{issue_id}/changelog", "values")
         sample_seconds = time.perf_counter() - started
-    engine = PermissionEngine(site).snapshot()
-    visible = [i for i in site.issues.values() if engine.can_browse_issue(account, i)]
-    per_issue = sum(
-        max(1, pages(sum(engine.can_see_item(account, i, c.visibility) for c in i.comments), MAX_COMMENTS_PER_PAGE))
-        + max(1, pages(sum(engine.can_see_item(account, i, w.visibility) for w in i.worklogs), MAX_WORKLOGS_PER_PAGE))
-        + max(1, pages(len(i.changelog), MAX_CHANGELOG_PAGE))
-        for i in visible
-    )
     return Naive(
         search_requests,
         search_seconds,
@@ -198,7 +217,7 @@ def naive_baseline(site_url: str, auth: httpx.Auth, site: Site, account: str, sa
         sample_requests,
         sample_seconds,
         len(ids),
-        search_requests + per_issue,
+        search_requests + per_issue_requests,
     )
 
 
@@ -222,16 +241,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     server.start()
     built = time.perf_counter()
-    site = generate_site(args.site, args.seed)
-    site_url = str(parent.recv())
-    analyst = site.users[site.accounts["analyst"]]
-    assert analyst.email is not None and analyst.api_token is not None
-    auth = basic_auth(analyst.email, analyst.api_token)
+    facts: dict[str, Any] = parent.recv()
+    site_url = str(facts["url"])
+    auth = basic_auth(facts["email"], facts["api_token"])
     print(
-        f"site {args.site!r} (seed {args.seed}): {len(site.issues)} issues, "
-        f"{sum(len(i.comments) for i in site.issues.values())} comments, "
-        f"{sum(len(i.worklogs) for i in site.issues.values())} worklogs, "
-        f"{sum(len(i.changelog) for i in site.issues.values())} changelog histories; ready in "
+        f"site {args.site!r} (seed {args.seed}): {facts['issues']} issues, {facts['comments']} comments, "
+        f"{facts['worklogs']} worklogs, {facts['histories']} changelog histories; ready in "
         f"{time.perf_counter() - built:.1f} s"
     )
     print(
@@ -258,9 +273,9 @@ def main(argv: list[str] | None = None) -> None:
             own_cpu = own_after.ru_utime + own_after.ru_stime - own_before.ru_utime - own_before.ru_stime
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             size_mb = db.stat().st_size / 2**20
-        minimum = minimum_requests(site, analyst.account_id)
+        minimum: dict[str, int] = facts["minimum"]
         floor = summary.requests / args.rate
-        naive = naive_baseline(site_url, auth, site, analyst.account_id, args.sample, args.seed)
+        naive = naive_baseline(site_url, auth, facts["projects"], facts["naive_per_issue"], args.sample, args.seed)
     finally:
         parent.send("stop")
         server.join(timeout=30)
@@ -282,9 +297,9 @@ def main(argv: list[str] | None = None) -> None:
         f"({size_mb:.0f} MB file)"
     )
     print(f"  peak memory (max RSS)    {peak_mb:>8.0f} MB  (target < 1536)")
-    print(
-        f"  CPU time                 {own_cpu:>8.1f} s loader, {sim_cpu:.1f} s simulator ({sim_cpu / summary.requests * 1000:.0f} ms a request)"
-    )
+    per_request = sim_cpu / summary.requests * 1000
+    cpu = f"{own_cpu:>8.1f} s loader, {sim_cpu:.1f} s simulator ({per_request:.0f} ms a request)"
+    print(f"  CPU time                 {cpu}")
     print("  minimum by resource:")
     for name, count in minimum.items():
         print(f"    {name:<52}{count:>6}")

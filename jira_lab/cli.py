@@ -405,6 +405,12 @@ def export_command(
 @click.option("--page-size", type=click.IntRange(1, 5000), help="Issues per search page to ask for.")
 @click.option("--concurrency", type=click.IntRange(1, 100), default=10, show_default=True, help="Requests in flight.")
 @click.option("--site-id", help="The site's id in the file (default: cloud id, or the site URL).")
+@click.option(
+    "--check-account",
+    "check_accounts",
+    multiple=True,
+    help="Also check this account's permissions (e.g. the technical user; needs Administer Jira). Repeatable.",
+)
 def load_command(
     db_path: Path,
     site_url: str | None,
@@ -422,6 +428,7 @@ def load_command(
     page_size: int | None,
     concurrency: int,
     site_id: str | None,
+    check_accounts: tuple[str, ...],
 ) -> None:
     """Load a Jira Cloud site into a DuckDB file: incremental, resumable, then print the load summary.
 
@@ -474,6 +481,7 @@ def load_command(
                     since=since.replace(tzinfo=UTC) if since is not None else None,
                     progress=not quiet,
                     search_page_size=page_size or SEARCH_MAX_RESULTS,
+                    check_accounts=check_accounts,
                 )
             return summary.lines()
 

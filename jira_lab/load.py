@@ -11,8 +11,9 @@ What a load fetches, and how cheaply (``shared/reference/jira-endpoints.md``):
 * **Issues** through ``search/jql`` pages with the key fields and the embedded comments and worklogs, walked per
   project, oldest ``updated`` first; only issues whose embedded comments or worklogs were truncated get the
   per-issue endpoints. **Changelogs** through ``changelog/bulkfetch`` (1000 issues a request), only for issues that
-  are new or changed. **Worklogs** of a whole walk either per truncated issue or through ``worklog/updated`` +
-  ``worklog/list`` (whichever needs fewer requests, decided from the totals Jira reported); incremental loads read
+  are new or changed, sized so that a request's histories fit one page. **Worklogs** of a whole walk either per
+  truncated issue or through ``worklog/updated`` + ``worklog/list`` of only the ids not embedded in the search
+  pages (whichever needs fewer requests, decided from the totals Jira reported); incremental loads read
   ``worklog/updated`` since their cursor and ``worklog/deleted`` for tombstones. **Audit records** from their ``from``
   cursor. The **permission model** (users, groups and members, application roles, projects, roles and actors,
   permission schemes and grants, issue security, fields, the principal's own permissions) is read whole on a first
@@ -34,18 +35,22 @@ Sync semantics (what each load guarantees):
   ``worklog/list``) when access was only lost, by walking every issue again when access was gained. Marks set
   ``deleted_at`` and ``deleted_reason``: ``deleted`` when Jira reported it or nothing but a deletion explains it,
   ``no longer visible to <account id>`` when the data shows lost access (another principal's latest load still saw
-  it; the item is restricted, or the issue has a security level, or its project is no longer visible). Marked
-  rows are kept; a later load that sees the entity again clears the mark.
+  it; the item is restricted to a group or role the principal no longer holds, or the issue has a security level,
+  or its project is no longer browsable). Jira answers a deleted and a hidden issue alike, so an issue without a
+  security level that vanishes from a still browsable project, seen by no other principal, is marked ``deleted``.
+  Marked rows are kept; a later load that sees the entity again clears the mark.
 * **Several principals, one database.** Entity rows are stored once. What each principal could see is kept in
   ``_jira_lab_sightings``: after every successful load, the entities with ``last_seen_load`` equal to that load are
   exactly the principal's view at that load (entities not re-read because nothing changed are carried forward).
 * **Resumable.** Every page of issues is committed with its comments, worklogs, sightings and the walk's cursor in
-  one transaction; changelogs and deferred worklogs are queued in cursors in the same transactions. A load killed
-  at any point (even ``kill -9``) leaves the file at its last commit, and the next load of the same site and
-  principal resumes that run: walks restart from their last committed cursor, queues are drained, and what the
+  one transaction (pages queued while the writer was busy share one); changelogs and deferred worklogs are queued
+  in cursors in the same transactions. A walk asks for a page only once the page two before it is committed. A
+  load killed at any point (even ``kill -9``) leaves the file at its last commit, and the next load of the same site
+  and principal resumes that run: walks restart from their last committed cursor, queues are drained, and what the
   interrupted part saw counts as seen. It ends with exactly the rows a clean load gives.
 * **One writer.** The file is opened for writing; a second process gets :class:`~jira_lab.errors.DatabaseLockedError`
-  saying who holds it. DuckDB work runs on one dedicated thread, so fetching goes on while a batch is written.
+  saying who holds it. DuckDB work runs on one dedicated thread and frames are built on another, so fetching goes
+  on while a batch is written.
 * **Progress and summary.** One bar per resource (:mod:`jira_lab.progress`), or quiet, or a callback; the figures
   (rows per table, requests, retries, 429s by reason, time) go to the load log (``_jira_lab_loads``) and come back as
   a :class:`LoadSummary`.
@@ -102,10 +107,21 @@ PROJECTS_PAGE_SIZE = 100
 NEW_ISSUES_PER_QUERY = 500
 #: Issues per ``changelog/bulkfetch`` request (its maximum) and queued changelog chunks fetched at once.
 CHANGELOG_CHUNK = 1000
+#: Histories a ``changelog/bulkfetch`` page holds at most, and how full chunks are sized to fill it.
+CHANGELOG_PAGE_HISTORIES = 10_000
+CHANGELOG_PAGE_FILL = 0.85
 CHANGELOG_CHUNKS_IN_FLIGHT = 3
 #: ``worklog/updated`` and ``worklog/list`` handle 1000 ids a request; ``issue/{id}/worklog`` 5000 worklogs a page.
 WORKLOG_FEED_PAGE = 1000
 ISSUE_WORKLOG_PAGE = 5000
+#: How much DuckDB's write-ahead log may grow before a checkpoint, in files a load opens itself.
+CHECKPOINT_THRESHOLD = "256MB"
+#: DuckDB's memory limit in files a load opens itself.
+MEMORY_LIMIT = "512MB"
+#: Worklogs (and comments) a search page embeds per issue at most.
+EMBEDDED_PER_ISSUE = 20
+#: Feed pages whose ``worklog/list`` reads and writes run while the next feed page is asked for.
+FEED_PAGES_AHEAD = 4
 #: Deferred per-issue worklog reads committed together.
 WORKLOG_ISSUES_PER_COMMIT = 50
 
@@ -251,14 +267,17 @@ def page_position(updated: Iterable[datetime | None], started: datetime, previou
 def worklog_strategy(truncated_totals: Iterable[int], visible_worklogs: int, *, whole_site: bool) -> str:
     """``per_issue`` or ``feed``: the cheaper way to complete the worklogs of a whole walk.
 
-    Per issue costs one page of ``issue/{id}/worklog`` per 5000 worklogs of each truncated issue; the feed costs a
-    ``worklog/updated`` page and a ``worklog/list`` request per 1000 visible worklogs, plus its last empty check.
-    The feed lists the whole site, so it only serves a load of every project.
+    Per issue costs one page of ``issue/{id}/worklog`` per 5000 worklogs of each truncated issue. The feed costs a
+    ``worklog/updated`` page per 1000 visible worklogs (plus a last check), and ``worklog/list`` only for the ids
+    not embedded in the search pages already: 1000 a request. The feed lists the whole site, so it only serves a
+    load of every project.
     """
-    per_issue = sum(math.ceil(total / ISSUE_WORKLOG_PAGE) for total in truncated_totals)
+    totals = list(truncated_totals)
+    per_issue = sum(math.ceil(total / ISSUE_WORKLOG_PAGE) for total in totals)
     if not whole_site or per_issue == 0:
         return "per_issue"
-    feed = 2 * math.ceil(visible_worklogs / WORKLOG_FEED_PAGE) + 1
+    beyond_embedded = sum(max(0, total - EMBEDDED_PER_ISSUE) for total in totals)
+    feed = math.ceil(visible_worklogs / WORKLOG_FEED_PAGE) + math.ceil(beyond_embedded / WORKLOG_FEED_PAGE) + 1
     return "feed" if feed < per_issue else "per_issue"
 
 
@@ -552,15 +571,6 @@ class _Database:
             "SELECT entity_id FROM _jira_lab_sightings WHERE site_id = ? AND principal_id = ? AND entity_kind = ? "
             "AND last_seen_load >= ? AND entity_id IN (SELECT unnest(?))",
             [self.site_id, self.me, kind, self.current.run_start, wanted],
-        ).fetchall()
-        return {int(r[0]) for r in rows}
-
-    def live_issue_ids(self, issue_ids: Iterable[int]) -> set[int]:
-        wanted = list(issue_ids)
-        if not wanted:
-            return set()
-        rows = self.conn.execute(
-            "SELECT id FROM issues WHERE site_id = ? AND id IN (SELECT unnest(?))", [self.site_id, wanted]
         ).fetchall()
         return {int(r[0]) for r in rows}
 
@@ -1147,11 +1157,16 @@ class _Refresh:
         return self.groups or bool(self.member_groups) or self.all_roles or bool(self.role_projects)
 
 
+#: Audit categories about nothing the permission model holds (fields are read on every load anyway).
+_UNRELATED_AUDIT_CATEGORIES = frozenset({"auditing", "fields", "notifications", "system", "workflows"})
+
+
 def refresh_from_audit(records: Iterable[Mapping[str, Any]]) -> _Refresh:
     """What to re-read, from the audit records written since the last load (their category and summary).
 
     Membership changes re-read the groups concerned; role changes the project concerned; grant and level changes
-    the schemes; anything unrecognised re-reads everything.
+    the schemes; workflow, notification, field and system records change nothing of it; anything unrecognised
+    re-reads everything.
     """
     plan = _Refresh()
     for record in records:
@@ -1191,7 +1206,7 @@ def refresh_from_audit(records: Iterable[Mapping[str, Any]]) -> _Refresh:
                 plan.permission_schemes = True
                 if "updated" not in summary:
                     plan.all_project_permission_schemes = True
-        else:
+        elif category not in _UNRELATED_AUDIT_CATEGORIES:
             return _Refresh.all()
     return plan
 
@@ -1246,6 +1261,7 @@ class _Loader:
         self.covering = False
         self.figures: dict[str, Any] = {}
         self._changelog_wakeup = asyncio.Event()
+        self._changelog_tally = (0, 0)
         self._walks_done = False
         self._access_known = {"groups": False, "roles": False}
 
@@ -1297,9 +1313,21 @@ class _Loader:
 
     async def execute(self) -> None:
         """Everything between the start and the last transaction."""
+        background: list[asyncio.Future[Any]] = []
+        try:
+            await self._execute(background)
+        finally:
+            # a failure anywhere stops what still runs beside it, so nothing writes after the load is failed
+            unfinished = [task for task in background if not task.done()]
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+
+    async def _execute(self, background: list[asyncio.Future[Any]]) -> None:
         first_load = self.run.previous_ok is None
         projects_seen = {int(pid) for pid in await self.db(self.db_side.view_of, "project")}
         audit_task = asyncio.ensure_future(self.load_audit())
+        background.append(audit_task)
         base = await asyncio.gather(
             self.load_projects(), self.browsable_projects(), self.load_fields(), self.load_users()
         )
@@ -1312,35 +1340,29 @@ class _Loader:
             plan = _Refresh.all()
         else:
             plan = refresh_from_audit(audit_records)
-            plan.add_projects(new_projects & set(self.viewable_projects))
+            plan.add_projects(new_projects)
         access_before = self.run.cursor(ACCESS_CURSOR)
-        family_tasks: list[asyncio.Future[None]] = []
         self.covering = self.full or access_before is None
         lost_only = False
-        if not self.covering:
-            await self.refresh_access_families(plan)
-            self.covering, lost_only = await self.compare_access(access_before, plan)
+        if self.covering:
+            background.append(asyncio.ensure_future(self.refresh_access_families(plan)))
         else:
-            family_tasks.append(asyncio.ensure_future(self.refresh_access_families(plan)))
-        family_tasks.append(asyncio.ensure_future(self.refresh_other_families(plan)))
-        try:
-            drainer = asyncio.ensure_future(self.drain_changelogs())
-            await self.walk_issues()
-            if not self.covering:
-                await self.sweep_issues()
-            if lost_only:
-                await self.recheck_restricted()
-            self._walks_done = True
-            self._changelog_wakeup.set()
-            await drainer
-            await self.complete_worklogs()
-            await self.read_deleted_worklogs()
-            await asyncio.gather(*family_tasks)
-        except BaseException:
-            for task in family_tasks:
-                task.cancel()
-            await asyncio.gather(*family_tasks, return_exceptions=True)
-            raise
+            # whether the walks may be incremental depends on the principal's own groups and roles
+            await self.refresh_access_families(plan)
+            self.covering, lost_only = await self.compare_access(access_before)
+        families = asyncio.ensure_future(self.refresh_other_families(plan))
+        drainer = asyncio.ensure_future(self.drain_changelogs())
+        background += [families, drainer]
+        await self.walk_issues()
+        if not self.covering:
+            await self.sweep_issues()
+        if lost_only:
+            await self.recheck_restricted()
+        self._walks_done = True
+        self._changelog_wakeup.set()
+        # independent of each other: the last changelogs, the worklogs' completion and their tombstones
+        await asyncio.gather(drainer, self.complete_worklogs(), self.read_deleted_worklogs())
+        await asyncio.gather(*background)
         self.finale_cursors[ACCESS_CURSOR] = json.dumps(await self.own_access())
 
     def resolve_scope(self, known_projects: Mapping[int, str]) -> dict[int, str]:
@@ -1692,7 +1714,7 @@ class _Loader:
         resource = "group_members" if part == "groups" else "role_actors"
         return resource in self.refusals
 
-    async def compare_access(self, stored: str | None, plan: _Refresh) -> tuple[bool, bool]:
+    async def compare_access(self, stored: str | None) -> tuple[bool, bool]:
         """(walk everything again, re-check restricted items by id) after the principal's own access changed."""
         before: dict[str, Any] = json.loads(stored) if stored else {"groups": None, "roles": None}
         after = await self.own_access()
@@ -1817,17 +1839,20 @@ class _Loader:
         page, and release its place in the walk once it is committed."""
         try:
             defer = self.covering and self.project_filter is None
+            comment_ids = issues.truncated_issue_ids(items, "comment")
+            worklog_ids = issues.truncated_issue_ids(items, "worklog")
+            # what the per-issue reads bring whole need not be framed from the page as well
+            reread = {"comment": set(comment_ids), "worklog": set() if defer else set(worklog_ids)}
             framing = asyncio.ensure_future(
                 self.frame(
                     issues.search_page_frames,
-                    items,
+                    [_without_embedded(issue, reread) for issue in items],
                     site_id=self.site_id,
                     principal_id=self.principal.account_id,
                     load_id=self.run.load_id,
                 )
             )
-            comment_jobs = [self.issue_comments(i) for i in issues.truncated_issue_ids(items, "comment")]
-            worklog_ids = issues.truncated_issue_ids(items, "worklog")
+            comment_jobs = [self.issue_comments(i) for i in comment_ids]
             worklog_jobs = [] if defer else [self.issue_worklogs(i) for i in worklog_ids]
             try:
                 extra = await _gather_or_cancel([*comment_jobs, *worklog_jobs])
@@ -1958,7 +1983,7 @@ class _Loader:
                 free = len(self.db_side.pending_changelogs) - len(self.db_side.taken_changelogs)
                 if free >= CHANGELOG_CHUNK or (self._walks_done and free > 0):
                     if len(running) < CHANGELOG_CHUNKS_IN_FLIGHT:
-                        chunk = await self.db(self.db_side.take_changelogs, CHANGELOG_CHUNK)
+                        chunk = await self.db(self.db_side.take_changelogs, self.changelog_chunk_size())
                         task = asyncio.ensure_future(self.changelog_chunk(chunk))
                         task.add_done_callback(lambda _: self._changelog_wakeup.set())
                         running.add(task)
@@ -1975,12 +2000,27 @@ class _Loader:
             await asyncio.gather(*running, return_exceptions=True)
             raise
 
+    def changelog_chunk_size(self) -> int:
+        """Issues per ``changelog/bulkfetch`` request: 1000, or fewer when their histories would not fit one page.
+
+        A page holds at most 10,000 histories; sized on the histories per issue seen so far, a chunk needs one page
+        instead of two.
+        """
+        issues_read, histories = self._changelog_tally
+        if issues_read < CHANGELOG_CHUNK:
+            return CHANGELOG_CHUNK
+        per_issue = max(histories / issues_read, 1e-9)
+        fitting = int(CHANGELOG_PAGE_HISTORIES * CHANGELOG_PAGE_FILL / per_issue)
+        return max(1, min(CHANGELOG_CHUNK, fitting))
+
     async def changelog_chunk(self, issue_ids: list[int]) -> None:
         entries: list[dict[str, Any]] = []
         async for page in changelogs.fetch_changelog_pages(self.client, issue_ids):
             entries.extend(page.items)
-        frames = await self.db(changelogs.changelog_frames, entries, site_id=self.site_id)
+        frames = await self.frame(changelogs.changelog_frames, entries, site_id=self.site_id)
         written = await self.db(self.db_side.write_changelogs, issue_ids, frames)
+        issues_read, histories = self._changelog_tally
+        self._changelog_tally = (issues_read + len(issue_ids), histories + written)
         self.progress.advance("changelogs", written)
 
     # -- worklogs ------------------------------------------------------------------------------------------------
@@ -1994,13 +2034,13 @@ class _Loader:
             self.figures["worklog_strategy"] = strategy
             if strategy == "feed":
                 resumed = self.run.cursor(WORKLOGS_UPDATED_CURSOR, this_run_only=True)
-                await self.worklog_feed(int(resumed) if resumed else 0, fetch_all=True)
+                await self.worklog_feed(int(resumed) if resumed else 0)
                 await self.db(self.db_side.clear_pending_worklogs, {})
                 return
             await self.worklogs_per_issue(sorted(pending))
         if not self.covering and feed_cursor is not None:
             since = max(0, int(feed_cursor) - int(self.overlap.total_seconds() * 1000))
-            await self.worklog_feed(since, fetch_all=False)
+            await self.worklog_feed(since)
         elif WORKLOGS_UPDATED_CURSOR not in self.finale_cursors:
             self.finale_cursors[WORKLOGS_UPDATED_CURSOR] = str(epoch_ms(self.started))
 
@@ -2014,28 +2054,50 @@ class _Loader:
             written = await self.db(self.db_side.write_worklogs, frame, done_issues=chunk)
             self.progress.advance("worklogs", written)
 
-    async def worklog_feed(self, since: int, *, fetch_all: bool) -> None:
-        """``worklog/updated`` from ``since`` with ``worklog/list`` for the ids this run has not read yet."""
-        scope = set(self.scope_projects) if self.project_filter is not None else None
+    async def worklog_feed(self, since: int) -> None:
+        """``worklog/updated`` from ``since``, and ``worklog/list`` for the ids this run has not read yet.
+
+        The feed is read page after page; each page's list read and write runs while the next page is asked for, and
+        the writes (with the feed's cursor) happen in feed order.
+        """
         last = since
-        async for page in worklog_resources.fetch_worklog_changes(self.client, since):
-            ids = [int(change["worklogId"]) for change in page.items if change.get("worklogId") is not None]
-            if not fetch_all:
-                ids = sorted(set(ids) - await self.db(self.db_side.sighted_in_run, "worklog", ids))
-            found: list[dict[str, Any]] = []
-            if ids:
-                async for listed in worklog_resources.fetch_worklogs_by_ids(self.client, ids):
-                    found.extend(listed.items)
-            frame = worklog_resources.worklogs_frame(found, site_id=self.site_id)
-            issue_projects = await self.db(self.db_side.issue_projects, frame["issue_id"].unique().to_list())
-            # a worklog of an issue not stored (yet) comes with its issue; one outside the scope is not this load's
-            keep = [iid for iid, pid in issue_projects.items() if scope is None or pid in scope]
-            frame = frame.filter(pl.col("issue_id").is_in(keep))
-            until = page.body.get("until") if isinstance(page.body, dict) else None
-            last = int(until) if isinstance(until, int) else last
-            written = await self.db(self.db_side.write_worklogs, frame, cursors={WORKLOGS_UPDATED_CURSOR: str(last)})
-            self.progress.advance("worklogs", written)
+        previous: asyncio.Future[None] | None = None
+        running: list[asyncio.Future[None]] = []
+        try:
+            async for page in worklog_resources.fetch_worklog_changes(self.client, since):
+                until = page.body.get("until") if isinstance(page.body, dict) else None
+                last = int(until) if isinstance(until, int) else last
+                ids = [int(change["worklogId"]) for change in page.items if change.get("worklogId") is not None]
+                previous = asyncio.ensure_future(self.feed_page(ids, last, previous))
+                running.append(previous)
+                running = [task for task in running if not task.done() or task.exception() is not None]
+                if len(running) >= FEED_PAGES_AHEAD:
+                    await running[0]
+            await asyncio.gather(*running)
+        except BaseException:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
         self.finale_cursors[WORKLOGS_UPDATED_CURSOR] = str(last)
+
+    async def feed_page(self, ids: list[int], cursor: int, previous: asyncio.Future[None] | None) -> None:
+        """The worklogs of one feed page this run has not read yet, written after the previous page's."""
+        unread = sorted(set(ids) - await self.db(self.db_side.sighted_in_run, "worklog", ids))
+        found: list[dict[str, Any]] = []
+        if unread:
+            async for listed in worklog_resources.fetch_worklogs_by_ids(self.client, unread):
+                found.extend(listed.items)
+        frame = await self.frame(worklog_resources.worklogs_frame, found, site_id=self.site_id)
+        if previous is not None:
+            await previous
+        issue_projects = await self.db(self.db_side.issue_projects, frame["issue_id"].unique().to_list())
+        # a worklog of an issue not stored (yet) comes with its issue; one outside the scope is not this load's
+        scope = set(self.scope_projects) if self.project_filter is not None else None
+        keep = [iid for iid, pid in issue_projects.items() if scope is None or pid in scope]
+        frame = frame.filter(pl.col("issue_id").is_in(keep))
+        written = await self.db(self.db_side.write_worklogs, frame, cursors={WORKLOGS_UPDATED_CURSOR: str(cursor)})
+        self.progress.advance("worklogs", written)
 
     async def read_deleted_worklogs(self) -> None:
         stored = self.run.cursor(WORKLOGS_DELETED_CURSOR)
@@ -2105,6 +2167,24 @@ class _Loader:
             "waited_seconds": round(stats.waited_seconds, 3),
             "refused": sorted(self.refusals),
         }
+
+
+def _without_embedded(issue: dict[str, Any], reread: Mapping[str, set[int]]) -> dict[str, Any]:
+    """The issue without the embedded comments (or worklogs) that the per-issue endpoints read whole anyway.
+
+    Only the embedded lists go: their ``total`` (the issue's totals) stays.
+    """
+    issue_id = to_int(issue.get("id"))
+    lists = {"comment": "comments", "worklog": "worklogs"}
+    dropped = [name for name in lists if issue_id in reread[name]]
+    fields = issue.get("fields")
+    if not dropped or not isinstance(fields, dict):
+        return issue
+    trimmed = dict(fields)
+    for name in dropped:
+        if isinstance(trimmed.get(name), dict):
+            trimmed[name] = {**trimmed[name], lists[name]: []}
+    return {**issue, "fields": trimmed}
 
 
 async def _gather_or_cancel(jobs: Sequence[Awaitable[T]]) -> list[T]:
@@ -2187,6 +2267,12 @@ async def aload(
     bars = progress if isinstance(progress, Progress) else Progress(progress)
     owned = not isinstance(db, store.Connection)
     conn = store.connect(db) if not isinstance(db, store.Connection) else db
+    if owned:
+        # DuckDB checkpoints whenever its WAL passes 16 MB, rewriting the same growing row groups again and again
+        # during a large load; a file of our own checkpoints less often (and once more when it is closed)
+        conn.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        # DuckDB's buffer pool may take 80 % of the machine by default; a load needs far less
+        conn.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     started = time.monotonic()
     before = client.stats
     previous_sink = client.governor.on_event
@@ -2277,13 +2363,22 @@ def load(
 ) -> LoadSummary:
     """Load one site into a DuckDB file, blocking until done; safe inside a running event loop (a notebook).
 
-    With a :class:`~jira_lab.client.SyncJiraClient` the load runs on that client's private loop. With a
-    :class:`~jira_lab.client.JiraClient` it runs on a fresh loop (in a worker thread when the calling thread already
-    runs one); such a client must not have been used on another loop. Takes the keyword arguments of :func:`aload`.
+    With a :class:`~jira_lab.client.SyncJiraClient` the load runs on that client's private loop, and the client stays
+    open. With a :class:`~jira_lab.client.JiraClient` it runs on a fresh loop (in a worker thread when the calling
+    thread already runs one), and the client is closed at the end: its connections belong to that loop. Such a
+    client must not have been used on another loop. Takes the keyword arguments of :func:`aload`.
     """
     if isinstance(client, SyncJiraClient):
         return client.run(aload(db, client.aio, **options))
-    return _run_blocking(aload(db, client, **options))
+
+    async def run_and_close() -> LoadSummary:
+        # the client's connections belong to the loop this load runs on, which ends with it
+        try:
+            return await aload(db, client, **options)
+        finally:
+            await client.aclose()
+
+    return _run_blocking(run_and_close())
 
 
 def _run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -2305,20 +2400,6 @@ def _run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]  # type: ignore[no-any-return]
-
-
-def last_summary_lines(db: Database) -> list[str]:
-    """Lines describing the latest load in a file's load log (for ``jira-lab load`` after a failure)."""
-    conn = store.connect(db, read_only=True) if not isinstance(db, store.Connection) else db
-    try:
-        rows = conn.execute("SELECT max(load_id) FROM _jira_lab_loads").fetchall()
-        if not rows or rows[0][0] is None:
-            return []
-        entry = store.get_load(conn, int(rows[0][0]))
-        return [f"load {entry.load_id}: {entry.status} after {entry.seconds or 0:.1f} s, {entry.requests} requests"]
-    finally:
-        if not isinstance(db, store.Connection):
-            conn.close()
 
 
 __all__ = [

@@ -114,5 +114,8 @@ class Progress:
         bar = self._bars.get(resource)
         if bar is None:
             options = {"unit": " rows", "dynamic_ncols": True, "leave": False, **self._bar_options}
+            if "file" not in options:
+                # no bars on a stderr that is not a terminal (CI logs, pipes); notebooks still get their widgets
+                options["disable"] = None
             bar = self._bars[resource] = tqdm(desc=f"{resource:<16}", **options)
         return bar

@@ -77,12 +77,13 @@ def test_a_walks_position_ignores_issues_changed_after_the_load_started() -> Non
 
 
 def test_worklogs_of_a_whole_walk_take_the_cheaper_of_per_issue_pages_and_the_change_feed() -> None:
-    # 300 truncated issues: 300 per-issue pages, against 2 x 50 + 1 feed and list requests for 50,000 worklogs
+    # 300 truncated issues of 25: 300 per-issue pages, against 50 feed pages for 50,000 worklogs, 2 list requests
+    # for the 1500 worklogs not embedded, and a last check
     assert worklog_strategy([25] * 300, 50_000, whole_site=True) == "feed"
-    # 30 truncated issues are cheaper one by one
+    # 30 truncated issues are cheaper one by one (30 against 52)
     assert worklog_strategy([25] * 30, 50_000, whole_site=True) == "per_issue"
-    # an issue with 12,000 worklogs needs 3 pages of 5000
-    assert worklog_strategy([12_000, 12_000], 24_000, whole_site=True) == "per_issue"  # 6 pages against 49
+    # two issues of 12,000 worklogs: 3 pages of 5000 each, against 24 + 24 + 1
+    assert worklog_strategy([12_000, 12_000], 24_000, whole_site=True) == "per_issue"
     # the feed lists the whole site: a load of some projects never takes it
     assert worklog_strategy([25] * 300, 50_000, whole_site=False) == "per_issue"
     assert worklog_strategy([], 50_000, whole_site=True) == "per_issue"
@@ -117,7 +118,8 @@ def test_the_audit_log_says_which_parts_of_the_permission_model_to_read_again() 
     global_only = refresh_from_audit([audit_record("permissions", "Global permission added", {})])
     assert global_only.my_permissions and not global_only.permission_schemes and not global_only.touches_access
 
-    assert refresh_from_audit([audit_record("workflows", "Workflow updated", {})]).everything
+    assert not refresh_from_audit([audit_record("workflows", "Workflow updated", {})]).everything
+    assert refresh_from_audit([audit_record("something new", "Something changed", {})]).everything
 
 
 def test_the_site_id_is_the_cloud_id_of_a_gateway_url_and_the_site_url_otherwise() -> None:
