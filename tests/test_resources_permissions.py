@@ -17,10 +17,9 @@ from resource_helpers import (
 )
 
 from jira_lab.pagination import Page
+from jira_lab.permission_keys import GLOBAL_PERMISSIONS, PROJECT_PERMISSIONS
 from jira_lab.resources.access import Refusal
 from jira_lab.resources.permissions import (
-    BUILT_IN_GLOBAL_PERMISSIONS,
-    BUILT_IN_PROJECT_PERMISSIONS,
     MY_PERMISSIONS,
     PERMISSION_CHECKS,
     PERMISSION_GRANTS,
@@ -195,20 +194,20 @@ def test_without_the_catalogue_the_built_in_keys_are_asked() -> None:
     assert (refusal.resource, refusal.outcome) == ("permission_catalogue", "missing_scope")
     keys = permission_keys(None)
     assert keys == {
-        **dict.fromkeys(BUILT_IN_GLOBAL_PERMISSIONS, "GLOBAL"),
-        **dict.fromkeys(BUILT_IN_PROJECT_PERMISSIONS, "PROJECT"),
+        **dict.fromkeys(GLOBAL_PERMISSIONS, "GLOBAL"),
+        **dict.fromkeys(PROJECT_PERMISSIONS, "PROJECT"),
     }
     items = caller.collect(lambda c: fetch_my_permissions(c, list(site.projects), keys=keys))
 
     # permissions/check has no classic scope: this token gets mypermissions asked project by project instead
     assert refusals(items) == []
     frame = my_permissions_frame(answers(items), site_id="s", principal_id=caller.account_id)
-    assert frame.height == len(keys) + len(site.projects) * len(BUILT_IN_PROJECT_PERMISSIONS)
+    assert frame.height == len(keys) + len(site.projects) * len(PROJECT_PERMISSIONS)
     engine = PermissionEngine(site)
     assert set(frame.filter(frame["project_id"] != 0).select("project_id", "permission", "have_permission").rows()) == {
         (p.id, key, engine.has_project_permission(caller.account_id, key, p))
         for p in site.projects.values()
-        for key in BUILT_IN_PROJECT_PERMISSIONS
+        for key in PROJECT_PERMISSIONS
     }
     assert len(caller.transport.paths("/mypermissions")) == 1 + len(site.projects)
 

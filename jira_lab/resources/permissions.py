@@ -39,6 +39,7 @@ import polars as pl
 from jira_lab.client import JiraClient
 from jira_lab.errors import JiraApiError, JiraLabError
 from jira_lab.pagination import Page, chunked
+from jira_lab.permission_keys import GLOBAL_PERMISSIONS, PROJECT_PERMISSIONS
 from jira_lab.resources.access import Refusal, gather_all, refusable, refusal_of, scoped
 from jira_lab.resources.convert import json_text, to_int, without
 from jira_lab.schema import GLOBAL_CONTEXT, table
@@ -58,53 +59,6 @@ CHECK_MAX_IDS = 1000
 
 PermissionType = Literal["GLOBAL", "PROJECT"]
 
-#: The global permissions of Jira Cloud (``USE`` and ``SYSTEM_ADMIN`` do not exist there).
-BUILT_IN_GLOBAL_PERMISSIONS = (
-    "ADMINISTER",
-    "USER_PICKER",
-    "CREATE_SHARED_OBJECTS",
-    "MANAGE_GROUP_FILTER_SUBSCRIPTIONS",
-    "BULK_CHANGE",
-)
-#: The project permissions the spec lists as built in (apps can add more; the catalogue has them).
-BUILT_IN_PROJECT_PERMISSIONS = (
-    "ADMINISTER_PROJECTS",
-    "EDIT_WORKFLOW",
-    "EDIT_ISSUE_LAYOUT",
-    "BROWSE_PROJECTS",
-    "MANAGE_SPRINTS_PERMISSION",
-    "SERVICEDESK_AGENT",
-    "VIEW_DEV_TOOLS",
-    "VIEW_READONLY_WORKFLOW",
-    "ASSIGNABLE_USER",
-    "ASSIGN_ISSUES",
-    "CLOSE_ISSUES",
-    "CREATE_ISSUES",
-    "DELETE_ISSUES",
-    "EDIT_ISSUES",
-    "LINK_ISSUES",
-    "MODIFY_REPORTER",
-    "MOVE_ISSUES",
-    "RESOLVE_ISSUES",
-    "SCHEDULE_ISSUES",
-    "SET_ISSUE_SECURITY",
-    "TRANSITION_ISSUES",
-    "MANAGE_WATCHERS",
-    "VIEW_VOTERS_AND_WATCHERS",
-    "ADD_COMMENTS",
-    "DELETE_ALL_COMMENTS",
-    "DELETE_OWN_COMMENTS",
-    "EDIT_ALL_COMMENTS",
-    "EDIT_OWN_COMMENTS",
-    "CREATE_ATTACHMENTS",
-    "DELETE_ALL_ATTACHMENTS",
-    "DELETE_OWN_ATTACHMENTS",
-    "DELETE_ALL_WORKLOGS",
-    "DELETE_OWN_WORKLOGS",
-    "EDIT_ALL_WORKLOGS",
-    "EDIT_OWN_WORKLOGS",
-    "WORK_ON_ISSUES",
-)
 #: holder types whose ``parameter`` is also their ``value`` (§14), so a missing value can be filled in
 _PARAMETER_IS_VALUE = frozenset({"user", "projectRole", "applicationRole", "userCustomField", "groupCustomField"})
 
@@ -232,8 +186,8 @@ def permission_keys(catalogue: Iterable[Mapping[str, Any]] | None = None) -> dic
     if keys:
         return keys
     return {
-        **dict.fromkeys(BUILT_IN_GLOBAL_PERMISSIONS, "GLOBAL"),
-        **dict.fromkeys(BUILT_IN_PROJECT_PERMISSIONS, "PROJECT"),
+        **dict.fromkeys(GLOBAL_PERMISSIONS, "GLOBAL"),
+        **dict.fromkeys(PROJECT_PERMISSIONS, "PROJECT"),
     }
 
 
