@@ -1598,35 +1598,51 @@ class _Loader:
     async def refresh_application_roles(self) -> None:
         found, refused = await self._pages(users.fetch_application_roles(self.client))
         frames = users.application_roles_frames(found, site_id=self.site_id)
-        roles = frames["application_roles"]
-        scope = pl.DataFrame({"site_id": [self.site_id] * roles.height, "application_key": roles["key"]})
-        batch = _Write(
-            upserts=[("application_roles", roles)],
-            replaces=[("application_role_groups", frames["application_role_groups"], scope)],
-            refusals=refused,
-            progress=MODEL_PROGRESS,
+        await self._commit_parents_with_children(
+            frames,
+            ("application_roles", "key"),
+            ("application_role_groups", "application_key"),
+            "application_role",
+            readable=["application_roles"],
+            refused=refused,
         )
-        if not refused:
-            batch.sightings.append(("application_role", roles["key"]))
-            batch.readable.append("application_roles")
-            self.refreshed_kinds.add("application_role")
-        await self.commit(batch)
 
     async def refresh_permission_schemes(self) -> None:
         found, refused = await self._pages(permissions.fetch_permission_schemes(self.client))
         frames = permissions.permission_schemes_frames(found, site_id=self.site_id)
-        schemes = frames["permission_schemes"]
-        scope = pl.DataFrame({"site_id": [self.site_id] * schemes.height, "scheme_id": schemes["id"]})
+        await self._commit_parents_with_children(
+            frames,
+            ("permission_schemes", "id"),
+            ("permission_grants", "scheme_id"),
+            "permission_scheme",
+            readable=["permission_schemes", "permission_grants"],
+            refused=refused,
+        )
+
+    async def _commit_parents_with_children(
+        self,
+        frames: dict[str, pl.DataFrame],
+        parent: tuple[str, str],
+        child: tuple[str, str],
+        kind: str,
+        *,
+        readable: list[str],
+        refused: list[Refusal],
+    ) -> None:
+        """Upsert parent rows and replace each parent's child rows whole (children that went away go away too)."""
+        (parent_table, parent_key), (child_table, child_key) = parent, child
+        parents = frames[parent_table]
+        scope = pl.DataFrame({"site_id": [self.site_id] * parents.height, child_key: parents[parent_key]})
         batch = _Write(
-            upserts=[("permission_schemes", schemes)],
-            replaces=[("permission_grants", frames["permission_grants"], scope)],
+            upserts=[(parent_table, parents)],
+            replaces=[(child_table, frames[child_table], scope)],
             refusals=refused,
             progress=MODEL_PROGRESS,
         )
         if not refused:
-            batch.sightings.append(("permission_scheme", schemes["id"]))
-            batch.readable += ["permission_schemes", "permission_grants"]
-            self.refreshed_kinds.add("permission_scheme")
+            batch.sightings.append((kind, parents[parent_key]))
+            batch.readable += readable
+            self.refreshed_kinds.add(kind)
         await self.commit(batch)
 
     async def refresh_project_permission_schemes(self, project_ids: list[int]) -> None:

@@ -16,11 +16,12 @@ import threading
 from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from fake_time import NEXT_HOUR, FakeTime, gaps_between
 
 from jira_lab.client import JiraClient, SyncJiraClient, gateway_base_url, mask_url
 from jira_lab.errors import (
@@ -48,33 +49,8 @@ from jira_lab.sim.generator import generate_site
 from jira_lab.sim.limits import RateLimits
 from jira_lab.sim.model import Site
 
-# 50 s before the top of a UTC hour, so quota tests can cross it; later than anything a generated site holds
-START = datetime(2026, 3, 2, 10, 59, 10, tzinfo=UTC)
-NEXT_HOUR = datetime(2026, 3, 2, 11, 0, 0, tzinfo=UTC)
 SCOPES = ["read:jira-work", "read:jira-user", "manage:jira-configuration"]
 ALL_ISSUES = "created >= 2000-01-01"
-
-
-class FakeTime:
-    """A clock that moves only when someone sleeps; sleeping ``d`` leaves it at least ``d`` later than it was."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start.timestamp()
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        wake = self.now + seconds
-        await asyncio.sleep(0)
-        self.now = max(self.now, wake)
-
-
-def gaps_between(times: list[float]) -> list[float]:
-    """Seconds between successive moments."""
-    return [later - earlier for earlier, later in itertools.pairwise(times)]
 
 
 @dataclass(frozen=True)

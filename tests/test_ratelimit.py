@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.utils import format_datetime
 
 import httpx
 import pytest
+from fake_time import NEXT_HOUR, START, FakeTime, gaps_between
 
 from jira_lab.errors import JiraConnectionError, QuotaExhaustedError
 from jira_lab.ratelimit import (
@@ -30,31 +30,6 @@ from jira_lab.ratelimit import (
     parse_retry_after,
     read_quota,
 )
-
-START = datetime(2026, 3, 2, 10, 59, 10, tzinfo=UTC)
-NEXT_HOUR = datetime(2026, 3, 2, 11, 0, 0, tzinfo=UTC)
-
-
-class FakeTime:
-    """A clock that moves only when someone sleeps; sleeping ``d`` leaves it at least ``d`` later than it was."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start.timestamp()
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        wake = self.now + seconds
-        await asyncio.sleep(0)
-        self.now = max(self.now, wake)
-
-
-def gaps_between(times: list[float]) -> list[float]:
-    """Seconds between successive moments."""
-    return [later - earlier for earlier, later in itertools.pairwise(times)]
 
 
 class FixedRandom(random.Random):
