@@ -27,7 +27,6 @@ client instead (top-level ``await`` works there) to keep the kernel's loop free.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import re
 import threading
@@ -39,6 +38,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import unquote_plus
 
 import httpx
+import orjson
 
 from jira_lab.errors import JiraApiError, JiraLabError, MissingScopeError, RateLimitedError
 from jira_lab.operations import find_operation
@@ -335,7 +335,7 @@ def _decode(response: httpx.Response) -> Answer:
     if not content.strip():
         return Answer(response.status_code, response.headers, None)
     try:
-        body = json.loads(content)
+        body = orjson.loads(content)
     except ValueError as error:
         if 200 <= response.status_code < 300:
             raise TruncatedBody(str(error)) from error

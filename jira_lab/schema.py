@@ -147,7 +147,10 @@ class Table:
         Missing keys become nulls and keys that are not columns are dropped, so a pure ``*_rows`` function can build
         dicts and leave the typing to the declaration.
         """
-        return pl.from_dicts(list(rows), schema=self.polars_schema, strict=True)
+        listed = rows if isinstance(rows, list) else list(rows)
+        # column by column: several times faster than pl.from_dicts, which infers and converts row by row
+        columns = {name: [row.get(name) for row in listed] for name in self.column_names}
+        return pl.DataFrame(columns, schema=self.polars_schema, strict=True)
 
 
 def quote(identifier: str) -> str:

@@ -22,6 +22,8 @@ import pytest
 from jira_lab.sim.builder import EPOCH, adf
 from jira_lab.sim.demo import load_demo_definition
 from jira_lab.sim.generator import (
+    MIN_GROUPS,
+    MIN_USERS,
     SIZES,
     SiteSize,
     analyst_id,
@@ -166,6 +168,15 @@ def test_the_demo_seed_changes_content_not_the_permission_model(demo: Site) -> N
 
 
 # -- sizes -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_smallest_site_the_size_checks_allow_can_be_generated(seed: int) -> None:
+    smallest = SiteSize(
+        projects=1, issues=1, comments=0, worklogs=0, changelog_items=0, users=MIN_USERS, groups=MIN_GROUPS
+    )
+    site = generate_site(smallest, seed)
+    assert (len(site.users), len(site.groups), len(site.issues)) == (MIN_USERS, MIN_GROUPS, 1)
 
 
 @pytest.mark.parametrize(("size", "seed"), [("tiny", 0), ("small", 3), (CUSTOM, 7), ("demo", 0)])

@@ -8,11 +8,12 @@ out. These helpers turn each into the one type its column declares, and fail lou
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 #: Epoch numbers at or above this are milliseconds: as seconds they would be after the year 5000, as milliseconds
 #: they are after March 1973 (and Jira Cloud holds nothing older).
@@ -112,7 +113,8 @@ def json_text(value: Any) -> str | None:
     """``value`` as compact JSON text (unicode kept as is) for a ``JSON`` column; ``None`` stays ``None``."""
     if value is None:
         return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # orjson: the same compact text as json.dumps(ensure_ascii=False, separators=(",", ":")), several times faster
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def without(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:

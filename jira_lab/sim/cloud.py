@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
 import secrets
 import threading
 import time
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from jira_lab.operations import operation
 from jira_lab.sim import app
@@ -340,7 +340,7 @@ class SimCloud:
 
 
 def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    content = b"" if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    content = b"" if body is None else orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
     all_headers = {"content-type": JSON_TYPE, **(headers or {})}
     return httpx.Response(status, content=content, headers=all_headers)
 

@@ -1488,7 +1488,8 @@ class _RandomSite:
         ]
         self.teams = [b.group(name) for name in names]
         for person in self.people:
-            for team in rng.sample(self.teams, rng.choice((1, 1, 2, 2, 3))):
+            # at most every team: the smallest sites have two (the same draws as before for three or more)
+            for team in rng.sample(self.teams, min(len(self.teams), rng.choice((1, 1, 2, 2, 3)))):
                 b.add_members(team, person)
         everyone = [*self.people, accounts["admin"], accounts["analyst"], accounts["technical_user"]]
         b.add_members(self.groups["jira-software-users"], *everyone)

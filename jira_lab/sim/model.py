@@ -315,6 +315,8 @@ class Site:
     _worklogs: dict[int, Worklog] = field(default_factory=dict, repr=False)
     #: id kind -> highest id handed out at run time (jira_lab.sim.mutations), so a deleted entity's id is never reused
     _highest_ids: dict[str, int] = field(default_factory=dict, repr=False)
+    #: views derived from the data by API handlers, each checking itself against the data before it is reused
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- building ---------------------------------------------------------------------------------------------
     def add_issue(self, issue: Issue) -> Issue:

@@ -5,6 +5,7 @@ Jira renders the same user, group or time the same way in every response; these 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 from collections.abc import Callable, Sequence
@@ -19,18 +20,24 @@ from jira_lab.sim.routing import Call
 
 def jira_time(moment: datetime) -> str:
     """Jira's timestamp format: ``2021-01-17T12:34:00.000+0000`` (milliseconds, offset without a colon)."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
+    # isoformat is C code; it ends in "+00:00" for UTC, which Jira writes "+0000"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "+0000"
 
 
 def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def avatar_urls(seed: str) -> dict[str, str]:
+@functools.lru_cache(maxsize=4096)
+def _avatar_urls(seed: str) -> tuple[tuple[str, str], ...]:
     digest = hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()
     base = f"https://secure.gravatar.com/avatar/{digest}?d=identicon"
-    return {size: f"{base}&s={size[:2]}" for size in ("48x48", "24x24", "16x16", "32x32")}
+    return tuple((size, f"{base}&s={size[:2]}") for size in ("48x48", "24x24", "16x16", "32x32"))
+
+
+def avatar_urls(seed: str) -> dict[str, str]:
+    # a fresh dict each time (callers may change it); the digest is worked out once per seed
+    return dict(_avatar_urls(seed))
 
 
 def user_details(call: Call, account_id: str | None) -> dict[str, Any] | None:

@@ -145,15 +145,10 @@ def bulk_fetch_changelogs(call: Call) -> dict[str, Any]:
         issue = find_issue(call.site, reference)
         if issue is not None and call.engine.can_browse_issue(call.caller, issue):
             issues[issue.id] = issue
-    histories = sorted(
-        (
-            h
-            for issue in issues.values()
-            for h in issue.changelog
-            if _keeps(h, field_ids) and (after is None or _bulk_order(h) > after)
-        ),
-        key=_bulk_order,
-    )
+    # each history's order key worked out once (it takes a timedelta division), then sorted by it
+    keyed = [(_bulk_order(h), h) for issue in issues.values() for h in issue.changelog if _keeps(h, field_ids)]
+    keyed.sort(key=lambda pair: pair[0])
+    histories = [h for order, h in keyed if after is None or order > after]
     page = histories[:max_results]
     grouped: dict[int, list[dict[str, Any]]] = {}
     for history in page:

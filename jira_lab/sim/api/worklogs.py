@@ -23,14 +23,18 @@ Choices where Jira's documentation is silent: ``maxResults`` of the per-issue li
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import bisect
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
 from jira_lab.sim.api.issue_items import can_see, item_from_path, requested_ids, visible_issue, visible_items
-from jira_lab.sim.model import Worklog
+from jira_lab.sim.model import Site, Worklog
 from jira_lab.sim.render import epoch_ms, worklog_json
 from jira_lab.sim.routing import Call, JiraError, route
+
+_T = TypeVar("_T")
 
 #: The server-side cap on ``maxResults`` of ``GET /issue/{issueIdOrKey}/worklog`` (the spec's default).
 MAX_WORKLOGS_PER_PAGE = 5000
@@ -91,14 +95,30 @@ def get_worklog(call: Call) -> dict[str, Any]:
     return render_worklog(call, worklog, call.expansions())
 
 
-def _feed(call: Call, path: str, changes: Iterable[tuple[int, int]]) -> dict[str, Any]:
-    """A ``ChangedWorklogs`` page of ``(worklog id, change time in epoch ms)`` pairs the caller may learn about."""
+def _feed(
+    call: Call, path: str, ordered: Iterable[tuple[int, int, _T]], visible: Callable[[_T], bool] | None = None
+) -> dict[str, Any]:
+    """A ``ChangedWorklogs`` page of the caller's ``(change time in epoch ms, worklog id, item)`` changes.
+
+    ``ordered`` is oldest first. ``visible`` is asked only of the changes in the page's window, in that order, until
+    the page is full and one more is found (which tells ``lastPage``): the page is the same as filtering every
+    change first, without asking about the whole site on every page.
+    """
     since = call.query_int("since", 0)
     settled_before = int(call.cloud.clock() * 1000) - QUIET_PERIOD_MS
-    eligible = sorted(
-        ((time_ms, worklog_id) for worklog_id, time_ms in changes if since <= time_ms <= settled_before),
-    )
-    page = eligible[:FEED_PAGE_SIZE]
+    page: list[tuple[int, int]] = []
+    last_page = True
+    for time_ms, worklog_id, item in ordered:
+        if time_ms < since:
+            continue
+        if time_ms > settled_before:
+            break
+        if visible is not None and not visible(item):
+            continue
+        if len(page) == FEED_PAGE_SIZE:
+            last_page = False
+            break
+        page.append((time_ms, worklog_id))
     until = page[-1][0] if page else since
     extra = {"expand": call.query("expand")} if call.query("expand") else {}
     return {
@@ -107,20 +127,39 @@ def _feed(call: Call, path: str, changes: Iterable[tuple[int, int]]) -> dict[str
         "until": until,
         "self": call.self_url(f"{path}?{urlencode({'since': since, **extra})}"),
         "nextPage": f"{call.api_base}{path}?{urlencode({'since': until, **extra})}",
-        "lastPage": len(eligible) <= FEED_PAGE_SIZE,
+        "lastPage": last_page,
     }
+
+
+def _worklogs_by_update(site: Site) -> list[tuple[int, int, Worklog]]:
+    """Every worklog as ``(updated in epoch ms, id, worklog)``, oldest first.
+
+    The feed is read a page at a time, so the order is kept in ``site.derived`` and reused while every worklog's
+    id and update time are what they were when it was made (comparing those is much cheaper than sorting again).
+    """
+    stamp = [(worklog.id, worklog.updated) for issue in site.issues.values() for worklog in issue.worklogs]
+    kept = site.derived.get("worklogs_by_update")
+    if kept is not None and kept[0] == stamp:
+        return cast(list[tuple[int, int, Worklog]], kept[1])
+    ordered = sorted(
+        (
+            (epoch_ms(worklog.updated), worklog.id, worklog)
+            for issue in site.issues.values()
+            for worklog in issue.worklogs
+        ),
+        key=lambda change: (change[0], change[1]),
+    )
+    site.derived["worklogs_by_update"] = (stamp, ordered)
+    return ordered
 
 
 @route("GET", "/rest/api/3/worklog/updated")
 def get_updated_worklogs(call: Call) -> dict[str, Any]:
     """``getIdsOfWorklogsModifiedSince``: ids and update times of the worklogs the caller may see."""
-    changes = (
-        (worklog.id, epoch_ms(worklog.updated))
-        for issue in call.site.issues.values()
-        for worklog in issue.worklogs
-        if can_see(call, worklog)
-    )
-    return _feed(call, "/rest/api/3/worklog/updated", changes)
+    ordered = _worklogs_by_update(call.site)
+    start = bisect.bisect_left(ordered, call.query_int("since", 0), key=lambda change: change[0])
+    changes = itertools.islice(ordered, start, None)
+    return _feed(call, "/rest/api/3/worklog/updated", changes, lambda worklog: can_see(call, worklog))
 
 
 @route("GET", "/rest/api/3/worklog/deleted")
@@ -128,7 +167,10 @@ def get_deleted_worklogs(call: Call) -> dict[str, Any]:
     """``getIdsOfWorklogsDeletedSince``: ids and deletion times, for any caller with Jira product access."""
     if not call.engine.has_application_access(call.caller):
         return _feed(call, "/rest/api/3/worklog/deleted", [])
-    changes = ((deleted.id, epoch_ms(deleted.deleted)) for deleted in call.site.deleted_worklogs)
+    changes = sorted(
+        ((epoch_ms(deleted.deleted), deleted.id, deleted) for deleted in call.site.deleted_worklogs),
+        key=lambda change: (change[0], change[1]),
+    )
     return _feed(call, "/rest/api/3/worklog/deleted", changes)
 
 
