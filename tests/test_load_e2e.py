@@ -11,6 +11,7 @@ served site holds one search request until the test has killed the loading proce
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import signal
@@ -34,7 +35,7 @@ from jira_lab.auth.scopes import REQUIRED_SCOPES
 from jira_lab.auth.tokens import Token
 from jira_lab.client import JiraClient
 from jira_lab.errors import DatabaseLockedError
-from jira_lab.load import DEFAULT_OVERLAP, LoadSummary, load, no_longer_visible
+from jira_lab.load import DEFAULT_OVERLAP, LOAD_GC_THRESHOLD, LoadSummary, load, no_longer_visible
 from jira_lab.ratelimit import RetryPolicy
 from jira_lab.sim import PermissionEngine, SimCloud, Site
 from jira_lab.sim.api.fields import SYSTEM_FIELDS
@@ -478,6 +479,16 @@ def test_issues_hidden_by_a_security_level_are_found_by_the_sweep_and_marked_no_
 
 
 # -- several principals --------------------------------------------------------------------------------------------
+
+
+def test_a_load_runs_the_garbage_collector_less_often_and_restores_its_thresholds(lab: Lab, tmp_path: Path) -> None:
+    before = gc.get_threshold()
+    during: list[tuple[int, int, int]] = []
+
+    lab.load(tmp_path / "gc.duckdb", progress=lambda event: during.append(gc.get_threshold()))
+
+    assert during and {thresholds[0] for thresholds in during} == {LOAD_GC_THRESHOLD}
+    assert gc.get_threshold() == before != during[0]
 
 
 def test_two_principals_share_one_file_and_their_views_differ_exactly_where_the_permissions_say(
