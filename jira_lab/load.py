@@ -394,9 +394,8 @@ class _IssuePage:
 
 @dataclass(slots=True)
 class _FeedAhead:
-    """The ``worklog/updated`` feed as read during the walks: the worklog ids it named, from ``since`` to ``until``."""
+    """The ``worklog/updated`` feed as read during the walks: the worklog ids it named, up to ``until``."""
 
-    since: int
     until: int
     ids: list[int] = field(default_factory=list)
 
@@ -899,7 +898,6 @@ class _Database:
     # -- finishing -------------------------------------------------------------------------------------------------
     def finish(self, finale: _Finale) -> dict[str, int]:
         """The last transaction: marks, the view carried forward, cursors, the load log."""
-        run = self.current
         now = datetime.now(UTC)
         with store.transaction(self.conn):
             missing = self._missing(finale)
@@ -917,51 +915,32 @@ class _Database:
                 self._cursor(resource, value)
             self._cursor(PENDING_CHANGELOGS_CURSOR, "[]")
             self._cursor(PENDING_WORKLOGS_CURSOR, "{}")
-            stats = finale.stats
-            options = json.loads(
-                self.conn.execute("SELECT options FROM _jira_lab_loads WHERE load_id = ?", [run.load_id]).fetchall()[0][
-                    0
-                ]
-                or "{}"
-            )
-            options["figures"] = {**finale.figures, "marked": marked}
-            self.conn.execute(
-                "UPDATE _jira_lab_loads SET options = ? WHERE load_id = ?", [json.dumps(options), run.load_id]
-            )
-            store.finish_load(
-                self.conn,
-                run.load_id,
-                status="succeeded",
-                rows_per_table=dict(self.rows),
-                requests=stats.requests,
-                retries=stats.retries,
-                rate_limited=sum(stats.throttled.values()),
-            )
+            self._close_log("succeeded", finale.stats, {**finale.figures, "marked": marked})
         return marked
 
     def fail(self, error: str, stats: RequestStats, figures: dict[str, Any]) -> None:
-        run = self.current
         with store.transaction(self.conn):
-            options = json.loads(
-                self.conn.execute("SELECT options FROM _jira_lab_loads WHERE load_id = ?", [run.load_id]).fetchall()[0][
-                    0
-                ]
-                or "{}"
-            )
-            options["figures"] = figures
-            self.conn.execute(
-                "UPDATE _jira_lab_loads SET options = ? WHERE load_id = ?", [json.dumps(options), run.load_id]
-            )
-            store.finish_load(
-                self.conn,
-                run.load_id,
-                status="failed",
-                rows_per_table=dict(self.rows),
-                requests=stats.requests,
-                retries=stats.retries,
-                rate_limited=sum(stats.throttled.values()),
-                error=error,
-            )
+            self._close_log("failed", stats, figures, error=error)
+
+    def _close_log(
+        self, status: str, stats: RequestStats, figures: dict[str, Any], *, error: str | None = None
+    ) -> None:
+        """End this run's load log entry: its figures (kept in its options), status, rows and requests."""
+        load_id = self.current.load_id
+        stored = self.conn.execute("SELECT options FROM _jira_lab_loads WHERE load_id = ?", [load_id]).fetchall()
+        options = json.loads(stored[0][0] or "{}")
+        options["figures"] = figures
+        self.conn.execute("UPDATE _jira_lab_loads SET options = ? WHERE load_id = ?", [json.dumps(options), load_id])
+        store.finish_load(
+            self.conn,
+            load_id,
+            status=status,
+            rows_per_table=dict(self.rows),
+            requests=stats.requests,
+            retries=stats.retries,
+            rate_limited=sum(stats.throttled.values()),
+            error=error,
+        )
 
     def _previous_view(
         self, kind: str, table: str, condition: str = "TRUE", params: Sequence[Any] = ()
@@ -2077,7 +2056,9 @@ class _Loader:
             if strategy == "feed":
                 ahead = await self.settle_feed_ahead(read_all=True)
                 if ahead is not None:
-                    await self.list_feed_ahead(ahead)
+                    # the ids the walks did not bring, listed 1000 a request, written with the feed's cursor
+                    await self.feed_page(ahead.ids, ahead.until, None)
+                    self.finale_cursors[WORKLOGS_UPDATED_CURSOR] = str(ahead.until)
                 else:
                     resumed = self.run.cursor(WORKLOGS_UPDATED_CURSOR, this_run_only=True)
                     await self.worklog_feed(int(resumed) if resumed else 0)
@@ -2102,7 +2083,7 @@ class _Loader:
         (each of which would cost a per-issue request), until :meth:`settle_feed_ahead` gives the verdict. When
         per-issue reads win, the pages read ahead cost no more requests than the per-issue reads themselves.
         """
-        ahead = _FeedAhead(since, since)
+        ahead = _FeedAhead(until=since)
         pages = worklog_resources.fetch_worklog_changes(self.client, since)
         read = 0
         try:
@@ -2133,28 +2114,6 @@ class _Loader:
         self._feed_verdict = read_all
         self._feed_signal.set()
         return await self._feed_ahead
-
-    async def list_feed_ahead(self, ahead: _FeedAhead) -> None:
-        """The worklogs the feed named that the walks did not bring, in one write with the feed's cursor."""
-        unread = sorted(set(ahead.ids) - await self.db(self.db_side.sighted_in_run, "worklog", ahead.ids))
-        found: list[dict[str, Any]] = []
-        if unread:
-            async for listed in worklog_resources.fetch_worklogs_by_ids(self.client, unread):
-                found.extend(listed.items)
-        frame = await self.frame(worklog_resources.worklogs_frame, found, site_id=self.site_id)
-        frame = await self.of_stored_issues(frame)
-        cursors = {WORKLOGS_UPDATED_CURSOR: str(ahead.until)}
-        written = await self.db(self.db_side.write_worklogs, frame, cursors=cursors)
-        self.progress.advance("worklogs", written)
-        self.finale_cursors.update(cursors)
-
-    async def of_stored_issues(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """The worklogs of issues this file holds in the load's scope: a worklog of an issue not stored (yet) comes
-        with its issue; one outside the scope is not this load's."""
-        issue_projects = await self.db(self.db_side.issue_projects, frame["issue_id"].unique().to_list())
-        scope = set(self.scope_projects) if self.project_filter is not None else None
-        keep = [iid for iid, pid in issue_projects.items() if scope is None or pid in scope]
-        return frame.filter(pl.col("issue_id").is_in(keep))
 
     async def worklogs_per_issue(self, issue_ids: list[int]) -> None:
         for start in range(0, len(issue_ids), WORKLOG_ISSUES_PER_COMMIT):
@@ -2203,7 +2162,11 @@ class _Loader:
         frame = await self.frame(worklog_resources.worklogs_frame, found, site_id=self.site_id)
         if previous is not None:
             await previous
-        frame = await self.of_stored_issues(frame)
+        issue_projects = await self.db(self.db_side.issue_projects, frame["issue_id"].unique().to_list())
+        # a worklog of an issue not stored (yet) comes with its issue; one outside the scope is not this load's
+        scope = set(self.scope_projects) if self.project_filter is not None else None
+        keep = [iid for iid, pid in issue_projects.items() if scope is None or pid in scope]
+        frame = frame.filter(pl.col("issue_id").is_in(keep))
         written = await self.db(self.db_side.write_worklogs, frame, cursors={WORKLOGS_UPDATED_CURSOR: str(cursor)})
         self.progress.advance("worklogs", written)
 

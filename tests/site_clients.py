@@ -68,3 +68,15 @@ class HandBuiltSite:
     def gateway(self, name: str, scopes: Iterable[str]) -> httpx.Client:
         """A 3LO client through the API gateway for the account called ``name``, with a token of exactly ``scopes``."""
         return gateway_client(self.cloud, self.builder.site, self.users[name], scopes)
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """The cloud's async transport, noting ``METHOD path`` of every request in ``seen``."""
+
+    def __init__(self, cloud: SimCloud) -> None:
+        self.inner = cloud.transport()
+        self.seen: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(f"{request.method} {request.url.path}")
+        return await self.inner.handle_async_request(request)

@@ -27,6 +27,7 @@ import duckdb
 import httpx
 import polars as pl
 import pytest
+from site_clients import CountingTransport
 
 from jira_lab import schema, store
 from jira_lab.auth import MemoryTokenStore, OAuth2Auth, TokenKey, basic_auth
@@ -128,18 +129,6 @@ def copy_of(source: Path, folder: Path) -> Path:
     target = folder / "jira.duckdb"
     shutil.copyfile(source, target)
     return target
-
-
-class CountingTransport(httpx.AsyncBaseTransport):
-    """The cloud's transport, noting ``METHOD path`` of every request."""
-
-    def __init__(self, cloud: SimCloud) -> None:
-        self.inner = cloud.transport()
-        self.seen: list[str] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(f"{request.method} {request.url.path}")
-        return await self.inner.handle_async_request(request)
 
 
 # -- ground truth --------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from site_clients import add_accounts, api_token
+from site_clients import CountingTransport, add_accounts, api_token
 
 from jira_lab import store
 from jira_lab.auth import basic_auth
@@ -36,13 +36,12 @@ SEARCHES_BEFORE_HOLD = 2
 HOLD_TIMEOUT = 20.0
 
 
-class RecordingTransport(httpx.AsyncBaseTransport):
-    """The cloud's transport, noting ``METHOD path`` of every request; optionally holding search pages after the
-    first few until the worklog feed has been asked for (so a test can tell whether the feed is read mid-walk)."""
+class RecordingTransport(CountingTransport):
+    """Notes every request; optionally holds search pages after the first few until the worklog feed has been asked
+    for (so a test can tell whether the feed is read mid-walk)."""
 
     def __init__(self, cloud: SimCloud, *, hold_searches: bool = False) -> None:
-        self.inner = cloud.transport()
-        self.seen: list[str] = []
+        super().__init__(cloud)
         self.hold_searches = hold_searches
         self.feed_asked = asyncio.Event()
         self.searches_held = 0
@@ -50,17 +49,16 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         name = f"{request.method} {request.url.path}"
-        self.seen.append(name)
         if name == FEED:
             self.feed_asked.set()
-        held = self.hold_searches and name == SEARCH and self.seen.count(SEARCH) > SEARCHES_BEFORE_HOLD
+        held = self.hold_searches and name == SEARCH and self.seen.count(SEARCH) >= SEARCHES_BEFORE_HOLD
         if held and not self.feed_asked.is_set():
             self.searches_held += 1
             try:
                 await asyncio.wait_for(self.feed_asked.wait(), HOLD_TIMEOUT)
             except TimeoutError:
                 self.hold_timed_out = True
-        return await self.inner.handle_async_request(request)
+        return await super().handle_async_request(request)
 
 
 def visible_worklogs(site: Site, account: str) -> set[int]:
