@@ -50,7 +50,7 @@ from jira_lab.sim.api.worklogs import FEED_PAGE_SIZE, MAX_WORKLOGS_PER_PAGE
 from jira_lab.sim.generator import generate_site
 from jira_lab.sim.limits import RateLimits
 from jira_lab.sim.model import Site
-from jira_lab.sim.server import serve
+from jira_lab.sim.server import serve, settle_heap
 
 AUDIT_PAGE = 1000
 PROJECTS_PAGE = 100
@@ -82,6 +82,7 @@ def serve_site(size: str, seed: int, latency: float, rate: float, pipe: Connecti
         "minimum": minimum_requests(site, analyst.account_id),
         "naive_per_issue": naive_per_issue_requests(site, analyst.account_id),
     }
+    settle_heap()
     with serve(cloud, latency=latency) as urls:
         pipe.send({**facts, "url": urls.site_url()})
         while pipe.recv() != "stop":

@@ -26,7 +26,7 @@ from jira_lab.sim.cloud import SimCloud
 from jira_lab.sim.generator import SIZES, generate_site
 from jira_lab.sim.limits import RateLimits
 from jira_lab.sim.model import Site
-from jira_lab.sim.server import SimURLs, serve
+from jira_lab.sim.server import SimURLs, serve, settle_heap
 from jira_lab.store import connect
 
 
@@ -85,6 +85,7 @@ def sim(size: str, seed: int, port: int, latency: float) -> None:
     site = generate_site(size, seed=seed)
     cloud = SimCloud(site, limits=RateLimits())  # Atlassian's rate limits, as a real site enforces them
     app = register_demo_app(cloud, REQUIRED_SCOPES)
+    settle_heap()
     with serve(cloud, port=port, latency=latency or None) as urls:
         _print_site(site, urls)
         click.echo()

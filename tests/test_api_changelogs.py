@@ -195,6 +195,35 @@ def test_bulkfetch_pages_merge_by_issue_into_every_visible_history_exactly_once(
         assert max(pages_of_issue.values()) > 1  # an issue's histories span pages
 
 
+def test_bulkfetch_sees_a_history_added_between_walks_of_the_same_issues() -> None:
+    # the simulator keeps each walk's order between its pages; a history added since must still be listed, in order
+    site = build_site()
+    body = {"issueIdsOrKeys": [str(i) for i in site.issues[:3]], "maxResults": 4}
+    before = [
+        h["id"]
+        for page in bulk_walk(site.client("bob"), body)
+        for e in page["issueChangeLogs"]
+        for h in e["changeHistories"]
+    ]
+    first = site.builder.site.issues[site.issues[0]]
+    added = site.builder.change(
+        first.id,
+        site.users["bob"],
+        [ChangeItem("summary", "jira", "summary", None, "a", None, "b")],
+        created=first.changelog[0].created + timedelta(seconds=1),
+    )
+    one_a_page = {**body, "maxResults": 1}  # one history a page: the pages list them in bulkfetch's order
+    after = [
+        h["id"]
+        for page in bulk_walk(site.client("bob"), one_a_page)
+        for e in page["issueChangeLogs"]
+        for h in e["changeHistories"]
+    ]
+    expected = sorted(site.histories(site.issues[:3]), key=bulk_order)
+    assert [int(i) for i in after] == [h.id for h in expected]
+    assert set(after) - set(before) == {str(added)}
+
+
 def test_bulkfetch_takes_ids_and_keys_and_shows_ann_the_secret_issue(shared: ChangelogSite) -> None:
     references = [str(shared.issues[0]), shared.builder.site.issues[shared.secret_issue].key, "ENG-999", "99999"]
     pages = bulk_walk(shared.client("ann"), {"issueIdsOrKeys": references})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import httpx
 import pytest
 
@@ -74,3 +77,21 @@ def test_port_in_use_is_named_with_what_to_do() -> None:
 def test_refuses_non_loopback_hosts(cloud: SimCloud) -> None:
     with pytest.raises(ValueError, match="loopback"), serve(cloud, host="0.0.0.0"):
         pass
+
+
+def test_settle_heap_puts_the_built_site_out_of_the_collectors_way() -> None:
+    # in a child process: frozen objects are never freed, which this test session must not suffer
+    script = (
+        "import gc\n"
+        "from jira_lab.sim.generator import generate_site\n"
+        "from jira_lab.sim.server import settle_heap\n"
+        "site = generate_site('demo', 0)\n"
+        "tracked = len(gc.get_objects())\n"
+        "settle_heap()\n"
+        "print(tracked, gc.get_freeze_count(), len(gc.get_objects()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    tracked, frozen, left = map(int, done.stdout.split())
+    assert tracked > 50_000  # the demo site alone is tens of thousands of objects the collector would walk
+    assert frozen >= tracked * 0.9  # now frozen: never walked again
+    assert left < tracked / 100

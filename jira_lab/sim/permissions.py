@@ -363,6 +363,7 @@ class PermissionSnapshot(PermissionEngine):
         self._roles_by_name: dict[str, ProjectRole] | None = None
         self._browse_issue: dict[tuple[str | None, int], bool] = {}
         self._visibility: dict[tuple[str | None, str, str, int], bool] = {}
+        self._browse_users: dict[str | None, bool] = {}
 
     def _remember(self, key: Hashable, compute: Callable[..., T], *args: object) -> T:
         """``compute(*args)``, computed once per ``key`` in this snapshot."""
@@ -381,6 +382,13 @@ class PermissionSnapshot(PermissionEngine):
 
     def has_global(self, account_id: str | None, permission: str) -> bool:
         return self._remember(("global", account_id, permission), super().has_global, account_id, permission)
+
+    def can_browse_users(self, account_id: str | None) -> bool:
+        # asked for every user object rendered (to show or hide email addresses): one dictionary lookup
+        known = self._browse_users.get(account_id)
+        if known is None:
+            known = self._browse_users[account_id] = super().can_browse_users(account_id)
+        return known
 
     def _role_member_ids(self, project: Project, role_id: int) -> frozenset[str]:
         return self._remember(("role", project.id, role_id), super()._role_member_ids, project, role_id)

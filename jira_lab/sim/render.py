@@ -21,7 +21,9 @@ from jira_lab.sim.routing import Call
 def jira_time(moment: datetime) -> str:
     """Jira's timestamp format: ``2021-01-17T12:34:00.000+0000`` (milliseconds, offset without a colon)."""
     # isoformat is C code; it ends in "+00:00" for UTC, which Jira writes "+0000"
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "+0000"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "+0000"
 
 
 def epoch_ms(moment: datetime) -> int:

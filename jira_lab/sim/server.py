@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import socket
 import threading
@@ -161,6 +162,18 @@ def bind(host: str, port: int) -> socket.socket:
         raise OSError(error.errno, f"cannot listen on {host}:{port} ({error.strerror}); {hint}") from error
     sock.listen(128)
     return sock
+
+
+def settle_heap() -> None:
+    """For a process that serves one site until it ends: put what is built so far (the site) out of the collector's way.
+
+    A large site is millions of objects that live as long as the process. CPython's full collections walk every one
+    of them, again and again while requests allocate their answers; frozen, they are never walked (a fifth of the
+    server's CPU on the ``large`` site). Not for a process that goes on to build other things and drop them: frozen
+    objects are never freed.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from jira_lab.sim.api.admin_only import require_admin
@@ -130,7 +131,7 @@ def get_audit_records(call: Call) -> dict[str, Any]:
         and (end is None or record.created <= end)
         and matches_filter(record, terms)
     ]
-    selected.sort(key=lambda record: (record.created, record.id), reverse=True)
+    selected.sort(key=attrgetter("created", "id"), reverse=True)
     return {
         "offset": offset,
         "limit": limit,

@@ -18,12 +18,13 @@ issues.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from jira_lab.sim.api.issues import find_issue, history_json, visible_issue
 from jira_lab.sim.api.search import decode_token, encode_token, fingerprint
-from jira_lab.sim.model import ChangelogHistory
+from jira_lab.sim.model import ChangelogHistory, Issue, Site
 from jira_lab.sim.routing import Call, JiraError, route
 
 #: The default and largest page of ``GET /issue/{issueIdOrKey}/changelog``.
@@ -126,8 +127,27 @@ def _bulk_order(history: ChangelogHistory) -> tuple[int, int, int]:
     return _microseconds(history.created), history.issue_id, history.id
 
 
-def _keeps(history: ChangelogHistory, field_ids: frozenset[str] | None) -> bool:
-    return field_ids is None or any((item.field_id or item.field) in field_ids for item in history.items)
+def _in_bulk_order(site: Site, issues: list[Issue]) -> list[tuple[tuple[int, int, int], ChangelogHistory]]:
+    """The histories of ``issues`` with their order keys, oldest first.
+
+    A client pages through the same issues a page at a time, so the order is kept in ``site.derived`` and reused
+    while the issues hold the very same histories (they are only ever appended; the kept list holds them, so an
+    ``id`` seen there cannot belong to another object).
+    """
+    key = tuple(issue.id for issue in issues)
+    stamp = [id(history) for issue in issues for history in issue.changelog]
+    kept = site.derived.get("changelog_bulk_order")
+    if kept is not None and kept[0] == key and kept[1] == stamp:
+        return cast(list[tuple[tuple[int, int, int], ChangelogHistory]], kept[2])
+    # each history's order key worked out once (it takes a timedelta division), then sorted by it
+    keyed = [(_bulk_order(h), h) for issue in issues for h in issue.changelog]
+    keyed.sort(key=itemgetter(0))
+    site.derived["changelog_bulk_order"] = (key, stamp, keyed)
+    return keyed
+
+
+def _keeps(history: ChangelogHistory, field_ids: frozenset[str]) -> bool:
+    return any((item.field_id or item.field) in field_ids for item in history.items)
 
 
 @route("POST", "/rest/api/3/changelog/bulkfetch")
@@ -145,10 +165,10 @@ def bulk_fetch_changelogs(call: Call) -> dict[str, Any]:
         issue = find_issue(call.site, reference)
         if issue is not None and call.engine.can_browse_issue(call.caller, issue):
             issues[issue.id] = issue
-    # each history's order key worked out once (it takes a timedelta division), then sorted by it
-    keyed = [(_bulk_order(h), h) for issue in issues.values() for h in issue.changelog if _keeps(h, field_ids)]
-    keyed.sort(key=lambda pair: pair[0])
-    histories = [h for order, h in keyed if after is None or order > after]
+    keyed = _in_bulk_order(call.site, list(issues.values()))
+    histories = [
+        h for order, h in keyed if (after is None or order > after) and (field_ids is None or _keeps(h, field_ids))
+    ]
     page = histories[:max_results]
     grouped: dict[int, list[dict[str, Any]]] = {}
     for history in page:

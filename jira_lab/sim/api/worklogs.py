@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
@@ -131,13 +132,17 @@ def _feed(
     }
 
 
+_STAMP = attrgetter("id", "updated")
+
+
 def _worklogs_by_update(site: Site) -> list[tuple[int, int, Worklog]]:
     """Every worklog as ``(updated in epoch ms, id, worklog)``, oldest first.
 
     The feed is read a page at a time, so the order is kept in ``site.derived`` and reused while every worklog's
     id and update time are what they were when it was made (comparing those is much cheaper than sorting again).
     """
-    stamp = [(worklog.id, worklog.updated) for issue in site.issues.values() for worklog in issue.worklogs]
+    every = itertools.chain.from_iterable(issue.worklogs for issue in site.issues.values())
+    stamp = list(map(_STAMP, every))
     kept = site.derived.get("worklogs_by_update")
     if kept is not None and kept[0] == stamp:
         return cast(list[tuple[int, int, Worklog]], kept[1])
