@@ -388,6 +388,7 @@ class _IssuePage:
     frames: issues.SearchPageFrames
     extra_comments: pl.DataFrame
     extra_worklogs: pl.DataFrame
+    extra_users: pl.DataFrame
     deferred_worklogs: dict[int, int]
     cursors: dict[str, str]
 
@@ -725,6 +726,7 @@ class _Database:
             [*(f.worklogs for f in every), *(page.extra_worklogs for page in pages)], how="vertical_relaxed"
         )
         totals = pl.concat([f.issue_totals for f in every], how="vertical_relaxed")
+        authors = pl.concat([*(f.user_details for f in every), *(page.extra_users for page in pages)])
         field_values = pl.concat([f.issue_field_values for f in every], how="vertical_relaxed")
         issue_ids = issue_frame["id"]
         cursors: dict[str, str] = {}
@@ -736,6 +738,7 @@ class _Database:
             self._upsert("comments", comment_frame)
             self._upsert("worklogs", worklog_frame)
             self._upsert("issue_totals", totals)
+            self._upsert("user_details", authors)
             scope = pl.DataFrame(
                 {"site_id": pl.Series([self.site_id] * len(issue_ids), dtype=pl.String), "issue_id": issue_ids}
             )
@@ -838,6 +841,7 @@ class _Database:
         with store.transaction(self.conn):
             self._upsert("changelog_histories", frames.histories)
             self._upsert("changelog_items", frames.items)
+            self._upsert("user_details", frames.user_details)
             self._sight("changelog_history", frames.histories["id"])
             self.pending_changelogs.difference_update(issue_ids)
             self._cursor(PENDING_CHANGELOGS_CURSOR, json.dumps(sorted(self.pending_changelogs)))
@@ -845,11 +849,17 @@ class _Database:
         return frames.histories.height
 
     def write_worklogs(
-        self, frame: pl.DataFrame, *, done_issues: Iterable[int] = (), cursors: Mapping[str, str] | None = None
+        self,
+        frame: pl.DataFrame,
+        authors: pl.DataFrame,
+        *,
+        done_issues: Iterable[int] = (),
+        cursors: Mapping[str, str] | None = None,
     ) -> int:
         done = list(done_issues)
         with store.transaction(self.conn):
             self._upsert("worklogs", frame)
+            self._upsert("user_details", authors)
             self._sight("worklog", frame["id"])
             if done:
                 for issue_id in done:
@@ -1882,6 +1892,9 @@ class _Loader:
             extra_worklogs = [item for found in extra[len(comment_jobs) :] for item in found]
             comment_frame = await self.frame(comments.comments_frame, extra_comments, site_id=self.site_id)
             worklog_frame = await self.frame(worklog_resources.worklogs_frame, extra_worklogs, site_id=self.site_id)
+            authors = await self.frame(
+                users.user_details_frame, [*extra_comments, *extra_worklogs], site_id=self.site_id
+            )
             deferred: dict[int, int] = {}
             if defer and worklog_ids:
                 totals = dict(
@@ -1900,7 +1913,7 @@ class _Loader:
             if cursor:
                 position[0] = page_position(frames.issues["updated"].to_list(), self.started, position[0])
                 cursors = self.walk_cursors(project_ids, position[0], partial=True)
-            commit = self.commit_page(_IssuePage(frames, comment_frame, worklog_frame, deferred, cursors))
+            commit = self.commit_page(_IssuePage(frames, comment_frame, worklog_frame, authors, deferred, cursors))
             queued.set_result(None)
             counts = await commit
             for resource, count in zip(("issues", "comments", "worklogs"), counts, strict=True):
@@ -2118,11 +2131,10 @@ class _Loader:
     async def worklogs_per_issue(self, issue_ids: list[int]) -> None:
         for start in range(0, len(issue_ids), WORKLOG_ISSUES_PER_COMMIT):
             chunk = issue_ids[start : start + WORKLOG_ISSUES_PER_COMMIT]
-            found = await _gather_or_cancel([self.issue_worklogs(issue_id) for issue_id in chunk])
-            frame = await self.frame(
-                worklog_resources.worklogs_frame, [w for items in found for w in items], site_id=self.site_id
-            )
-            written = await self.db(self.db_side.write_worklogs, frame, done_issues=chunk)
+            found = [w for items in await _gather_or_cancel([self.issue_worklogs(i) for i in chunk]) for w in items]
+            frame = await self.frame(worklog_resources.worklogs_frame, found, site_id=self.site_id)
+            authors = await self.frame(users.user_details_frame, found, site_id=self.site_id)
+            written = await self.db(self.db_side.write_worklogs, frame, authors, done_issues=chunk)
             self.progress.advance("worklogs", written)
 
     async def worklog_feed(self, since: int) -> None:
@@ -2160,6 +2172,7 @@ class _Loader:
             async for listed in worklog_resources.fetch_worklogs_by_ids(self.client, unread):
                 found.extend(listed.items)
         frame = await self.frame(worklog_resources.worklogs_frame, found, site_id=self.site_id)
+        authors = await self.frame(users.user_details_frame, found, site_id=self.site_id)
         if previous is not None:
             await previous
         issue_projects = await self.db(self.db_side.issue_projects, frame["issue_id"].unique().to_list())
@@ -2167,7 +2180,9 @@ class _Loader:
         scope = set(self.scope_projects) if self.project_filter is not None else None
         keep = [iid for iid, pid in issue_projects.items() if scope is None or pid in scope]
         frame = frame.filter(pl.col("issue_id").is_in(keep))
-        written = await self.db(self.db_side.write_worklogs, frame, cursors={WORKLOGS_UPDATED_CURSOR: str(cursor)})
+        written = await self.db(
+            self.db_side.write_worklogs, frame, authors, cursors={WORKLOGS_UPDATED_CURSOR: str(cursor)}
+        )
         self.progress.advance("worklogs", written)
 
     async def read_deleted_worklogs(self) -> None:

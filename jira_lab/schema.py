@@ -410,6 +410,18 @@ _TABLES: tuple[Table, ...] = (
         entity_kind="user",
     ),
     Table(
+        "user_details",
+        "the `UserDetails` Jira embeds for an account as author of comments, worklogs and changelog histories, as last "
+        "sent; those rows' `raw` keep only its accountId, so each object is stored once, not on every row",
+        (
+            SITE_ID,
+            Column("account_id", TEXT, "the account id"),
+            Column("display_name", TEXT, "the display name"),
+            raw("the object"),
+        ),
+        ("site_id", "account_id"),
+    ),
+    Table(
         "groups",
         "one group, by its stable id",
         (

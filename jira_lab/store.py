@@ -177,7 +177,13 @@ class Migration:
 
 
 #: Ordered steps beyond :data:`BASELINE_VERSION`.
-MIGRATIONS: tuple[Migration, ...] = ()
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        2,
+        "user_details: author objects stored once per account, no longer on every comment, worklog and history",
+        lambda conn: conn.execute(schema.table("user_details").ddl()),
+    ),
+)
 
 
 def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:

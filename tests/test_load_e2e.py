@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import shutil
 import signal
@@ -44,6 +45,7 @@ from jira_lab.sim.clock import FakeClock
 from jira_lab.sim.faults import Fault, Faults, RandomFault
 from jira_lab.sim.generator import generate_site
 from jira_lab.sim.limits import RateLimits
+from jira_lab.sim.model import Comment, Worklog
 from jira_lab.sim.mutations import SiteMutator
 from jira_lab.sim.server import serve
 
@@ -155,8 +157,14 @@ def expected_rows(site: Site, account: str) -> dict[str, int]:
     viewable = [p for p in site.projects.values() if engine.can_view_project(account, p)]
     pickers = {fid for fid, f in site.custom_fields.items() if f.kind in ("user", "group")}
     browses_any = any(engine.can_browse_project(account, p) for p in site.projects.values())
+    items: list[Comment | Worklog] = [
+        *(c for i in issues for c in i.comments if c.id in ids["comments"]),
+        *(w for i in issues for w in i.worklogs if w.id in ids["worklogs"]),
+    ]
+    authors = {a for item in items for a in (item.author_account_id, item.update_author_account_id) if a}
     return {
         **{table: len(found) for table, found in ids.items()},
+        "user_details": len(authors | {h.author_account_id for issue in issues for h in issue.changelog}),
         "issue_totals": len(issues),
         "changelog_items": sum(len(h.items) for issue in issues for h in issue.changelog),
         "issue_field_values": sum(
@@ -276,6 +284,14 @@ def test_a_full_load_holds_exactly_what_the_principal_may_see_table_by_table(
     conn.close()
     for table, ids in visible_ids(lab.site, account).items():
         assert view_of(db, account, KINDS[table]) == ids, table
+    # an author is stored once, whole, in user_details; each comment's raw keeps only the account id
+    conn = duckdb.connect(str(db), read_only=True)
+    details = dict(conn.execute("SELECT account_id, raw FROM user_details").fetchall())
+    for author, raw in conn.execute("SELECT author_account_id, raw FROM comments").fetchall():
+        assert json.loads(raw)["author"] == {"accountId": author}
+        whole = json.loads(details[author])
+        assert whole["displayName"] == lab.site.users[author].display_name and len(whole["avatarUrls"]) == 4
+    conn.close()
     logged = store.get_load(store.connect(db, read_only=True), 1)
     assert logged.status == "succeeded" and logged.options["figures"]["covering"]
 

@@ -9,11 +9,13 @@ import pytest
 
 from jira_lab.resources.convert import (
     account_id,
+    embedded_users,
     epoch_ms,
     format_jira_time,
     issue_id_from_self,
     jira_time,
     json_text,
+    raw_item,
     to_int,
     visibility_columns,
     without,
@@ -110,3 +112,25 @@ def test_the_issue_of_a_comment_is_in_its_self_url() -> None:
     assert issue_id_from_self({"self": "https://x.atlassian.net/rest/api/3/issue/10010/comment/10000"}) == 10010
     assert issue_id_from_self({"self": "https://x.atlassian.net/rest/api/3/comment/10000"}) is None
     assert issue_id_from_self({}) is None
+
+
+def test_raw_item_keeps_everything_but_dropped_keys_and_the_authors_details() -> None:
+    author = {"self": "https://x.atlassian.net/rest/api/3/user?accountId=a-1", "accountId": "a-1", "displayName": "Ann"}
+    comment = {
+        "self": "https://x.atlassian.net/rest/api/3/issue/3/comment/7",
+        "id": "7",
+        "author": author,
+        "updateAuthor": {"displayName": "Former user"},  # no account id: kept whole, nothing else would hold it
+        "body": {"type": "doc"},
+        "visibility": {"type": "group", "value": "staff"},
+    }
+    raw = raw_item(comment, drop=("body",))
+    assert raw == {
+        "self": comment["self"],
+        "id": "7",
+        "author": {"accountId": "a-1"},
+        "updateAuthor": {"displayName": "Former user"},
+        "visibility": {"type": "group", "value": "staff"},
+    }
+    assert comment["author"] is author and comment["body"] == {"type": "doc"}  # the item itself is left alone
+    assert embedded_users([comment, {"author": None}]) == {"a-1": author}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import httpx
 import pytest
 from resource_helpers import READ_ONLY_CLASSIC_SCOPES, answers, as_account, principal, refusals, without_admin
 
-from jira_lab import store
+from jira_lab import schema, store
 from jira_lab.pagination import Page
 from jira_lab.resources.access import Refusal
 from jira_lab.resources.users import (
@@ -28,6 +29,7 @@ from jira_lab.resources.users import (
     group_members_frame,
     group_members_scope,
     groups_frame,
+    user_details_frame,
     users_frame,
 )
 from jira_lab.sim.api.groups import BROWSE_GROUPS_REQUIRED
@@ -290,3 +292,27 @@ def test_reading_a_groups_members_again_replaces_the_members_who_left(tmp_path: 
     stored = store.read_frame(conn, "SELECT account_id FROM group_members WHERE group_id = ?", [group_id])
     assert set(stored["account_id"]) == members - {leaver}
     conn.close()
+
+
+def test_user_details_keep_each_embedded_author_once_as_last_sent() -> None:
+    def user(account: str, name: str) -> dict[str, Any]:
+        return {
+            "self": f"https://x.atlassian.net/rest/api/3/user?accountId={account}",
+            "accountId": account,
+            "displayName": name,
+            "avatarUrls": {"48x48": f"https://avatars.example/{account}"},
+            "active": True,
+        }
+
+    items: list[dict[str, Any]] = [
+        {"id": "1", "author": user("a-1", "Ann"), "updateAuthor": user("a-2", "Bob")},
+        {"id": "2", "author": user("a-1", "Ann Lee"), "updateAuthor": None},  # renamed since: the later one stays
+        {"id": "3", "author": {"displayName": "Former user"}},  # no account id: nothing to key it by
+        {"id": "4"},
+    ]
+    frame = user_details_frame(items, site_id="cloud-1")
+    assert frame.schema == schema.table("user_details").polars_schema
+    rows = {row["account_id"]: row for row in frame.iter_rows(named=True)}
+    assert {a: r["display_name"] for a, r in rows.items()} == {"a-1": "Ann Lee", "a-2": "Bob"}
+    assert json.loads(rows["a-2"]["raw"]) == user("a-2", "Bob")
+    assert {r["site_id"] for r in rows.values()} == {"cloud-1"}

@@ -73,7 +73,7 @@ def run_child(script: str, db: Path) -> subprocess.Popen[str]:
 def test_ensure_schema_creates_every_table_and_records_the_version(conn: duckdb.DuckDBPyConnection) -> None:
     tables = {name for (name,) in rows_of(conn, "SELECT table_name FROM information_schema.tables")}
     assert tables == set(schema.TABLES)
-    assert rows_of(conn, "SELECT version, applied_at FROM _jira_lab_schema") == [(1, T0)]
+    assert rows_of(conn, "SELECT version, applied_at FROM _jira_lab_schema") == [(store.latest_version(), T0)]
     assert store.schema_differences(conn) == []
 
 
@@ -81,11 +81,11 @@ def test_ensure_schema_is_idempotent_and_the_version_survives_reopening(tmp_path
     path = tmp_path / "jira.duckdb"
     first = store.connect(path)
     assert store.schema_version(first) is None
-    assert store.ensure_schema(first) == 1
+    assert store.ensure_schema(first) == store.latest_version()
     store.upsert(first, "comments", comments((1, "kept")))
     first.close()
     again = store.connect(path)
-    assert store.ensure_schema(again) == 1
+    assert store.ensure_schema(again) == store.latest_version()
     assert rows_of(again, "SELECT count(*) FROM _jira_lab_schema") == [(1,)]
     assert rows_of(again, "SELECT body_text FROM comments") == [("kept",)]
     again.close()
@@ -97,7 +97,7 @@ def test_a_read_only_connection_to_an_up_to_date_file_passes_ensure_schema(tmp_p
     store.ensure_schema(writer)
     writer.close()
     reader = store.connect(path, read_only=True)
-    assert store.ensure_schema(reader) == 1
+    assert store.ensure_schema(reader) == store.latest_version()
     reader.close()
 
 
@@ -107,9 +107,29 @@ def test_a_file_from_a_newer_jira_lab_is_refused(conn: duckdb.DuckDBPyConnection
         store.ensure_schema(conn)
 
 
+@pytest.fixture
+def baseline() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A file at the baseline version, for tests that bring their own migrations."""
+    connection = store.connect(":memory:")
+    store.ensure_schema(connection, migrations=(), now=T0)
+    yield connection
+    connection.close()
+
+
 def make_older(conn: duckdb.DuckDBPyConnection) -> None:
     """Make the file look like one written before ``comments.jsd_author_can_see_request`` was declared."""
     conn.execute("ALTER TABLE comments DROP COLUMN jsd_author_can_see_request")
+
+
+def test_a_file_from_before_user_details_gains_the_table_and_keeps_its_rows(
+    baseline: duckdb.DuckDBPyConnection,
+) -> None:
+    store.upsert(baseline, "comments", comments((1, "kept")))
+    baseline.execute("DROP TABLE user_details")  # as the first jira_lab wrote it
+    assert store.ensure_schema(baseline) == store.latest_version() == 2
+    assert store.schema_differences(baseline) == []
+    assert rows_of(baseline, "SELECT body_text FROM comments") == [("kept",)]
+    assert rows_of(baseline, "SELECT version FROM _jira_lab_schema ORDER BY version") == [(1,), (2,)]
 
 
 ADD_JSD_COLUMN = Migration(
@@ -119,16 +139,16 @@ ADD_JSD_COLUMN = Migration(
 )
 
 
-def test_an_older_file_is_migrated_in_order_and_each_version_recorded(conn: duckdb.DuckDBPyConnection) -> None:
-    make_older(conn)
-    assert store.ensure_schema(conn, migrations=[ADD_JSD_COLUMN], now=T0 + timedelta(days=1)) == 2
-    assert rows_of(conn, "SELECT version, description FROM _jira_lab_schema ORDER BY version") == [
+def test_an_older_file_is_migrated_in_order_and_each_version_recorded(baseline: duckdb.DuckDBPyConnection) -> None:
+    make_older(baseline)
+    assert store.ensure_schema(baseline, migrations=[ADD_JSD_COLUMN], now=T0 + timedelta(days=1)) == 2
+    assert rows_of(baseline, "SELECT version, description FROM _jira_lab_schema ORDER BY version") == [
         (1, "created from the declared schema"),
         (2, "comments.jsd_author_can_see_request"),
     ]
-    assert store.schema_differences(conn) == []
-    assert store.ensure_schema(conn, migrations=[ADD_JSD_COLUMN]) == 2
-    assert rows_of(conn, "SELECT count(*) FROM _jira_lab_schema") == [(2,)]
+    assert store.schema_differences(baseline) == []
+    assert store.ensure_schema(baseline, migrations=[ADD_JSD_COLUMN]) == 2
+    assert rows_of(baseline, "SELECT count(*) FROM _jira_lab_schema") == [(2,)]
 
 
 def test_a_new_file_is_created_at_the_latest_version_without_running_migrations() -> None:
@@ -137,23 +157,23 @@ def test_a_new_file_is_created_at_the_latest_version_without_running_migrations(
     assert rows_of(fresh, "SELECT version FROM _jira_lab_schema") == [(2,)]
 
 
-def test_a_schema_change_without_a_migration_is_reported_by_column(conn: duckdb.DuckDBPyConnection) -> None:
-    make_older(conn)  # as if schema.py had gained the column and no migration came with it
+def test_a_schema_change_without_a_migration_is_reported_by_column(baseline: duckdb.DuckDBPyConnection) -> None:
+    make_older(baseline)  # as if schema.py had gained the column and no migration came with it
     with pytest.raises(SchemaError, match=r"needs a migration.*: comments\.jsd_author_can_see_request is missing$"):
-        store.ensure_schema(conn)
+        store.ensure_schema(baseline)
 
 
-def test_a_failing_migration_leaves_the_file_as_it_was(conn: duckdb.DuckDBPyConnection) -> None:
-    make_older(conn)
+def test_a_failing_migration_leaves_the_file_as_it_was(baseline: duckdb.DuckDBPyConnection) -> None:
+    make_older(baseline)
 
     def half_done(c: duckdb.DuckDBPyConnection) -> None:
         c.execute("ALTER TABLE comments ADD COLUMN jsd_author_can_see_request BOOLEAN")
         raise RuntimeError("migration bug")
 
     with pytest.raises(RuntimeError, match="migration bug"):
-        store.ensure_schema(conn, migrations=[Migration(2, "broken", half_done)])
-    assert store.schema_version(conn) == 1
-    assert store.schema_differences(conn) == ["comments.jsd_author_can_see_request is missing"]
+        store.ensure_schema(baseline, migrations=[Migration(2, "broken", half_done)])
+    assert store.schema_version(baseline) == 1
+    assert store.schema_differences(baseline) == ["comments.jsd_author_can_see_request is missing"]
 
 
 def test_migrations_must_be_ordered_above_the_baseline(conn: duckdb.DuckDBPyConnection) -> None:
@@ -342,7 +362,7 @@ def test_a_process_killed_mid_transaction_leaves_the_last_commit(tmp_path: Path)
     os.kill(child.pid, signal.SIGKILL)
     assert child.wait(timeout=30) == -signal.SIGKILL
     conn = store.connect(db)
-    assert store.ensure_schema(conn) == 1
+    assert store.ensure_schema(conn) == store.latest_version()
     assert rows_of(conn, "SELECT id, body_text FROM comments ORDER BY id") == [(1, "committed"), (2, "committed")]
     assert store.get_cursor(conn, site_id=SITE, principal_id="acc", resource="comments") == "v1"
     conn.close()
@@ -376,7 +396,7 @@ def test_a_second_process_gets_a_clear_message_naming_the_holder(tmp_path: Path)
         child.stdin.close()
         child.wait(timeout=30)
     reopened = store.connect(db)
-    assert store.schema_version(reopened) == 1
+    assert store.schema_version(reopened) == store.latest_version()
     reopened.close()
 
 

@@ -21,7 +21,8 @@ import polars as pl
 
 from jira_lab.client import JiraClient
 from jira_lab.pagination import Page, changelogs_by_issue_ids
-from jira_lab.resources.convert import account_id, jira_time, json_text, to_int, without
+from jira_lab.resources.convert import account_id, jira_time, json_text, raw_item, to_int
+from jira_lab.resources.users import user_details_frame
 from jira_lab.schema import table
 
 CHANGELOG_HISTORIES = table("changelog_histories")
@@ -84,7 +85,7 @@ def history_row(history: Mapping[str, Any], *, site_id: str, issue_id: int) -> d
         "author_account_id": account_id(history.get("author")),
         "created": jira_time(history.get("created")),
         "history_metadata": json_text(history.get("historyMetadata")),
-        "raw": json_text(without(history, "items")),
+        "raw": json_text(raw_item(history, drop=("items",))),
     }
 
 
@@ -115,10 +116,12 @@ def _text(value: Any) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class ChangelogFrames:
-    """``changelog_histories`` and ``changelog_items`` rows of some issues."""
+    """``changelog_histories``, ``changelog_items`` and (of the histories' authors) ``user_details`` rows of some
+    issues."""
 
     histories: pl.DataFrame
     items: pl.DataFrame
+    user_details: pl.DataFrame
 
 
 def changelog_frames(entries: Iterable[Mapping[str, Any]], *, site_id: str) -> ChangelogFrames:
@@ -129,8 +132,10 @@ def changelog_frames(entries: Iterable[Mapping[str, Any]], *, site_id: str) -> C
     """
     histories: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
-    for issue_id, issue_histories in merge_issue_changelogs(entries).items():
+    merged = merge_issue_changelogs(entries)
+    for issue_id, issue_histories in merged.items():
         for history in issue_histories:
             histories.append(history_row(history, site_id=site_id, issue_id=issue_id))
             items.extend(item_rows(history, site_id=site_id, issue_id=issue_id))
-    return ChangelogFrames(CHANGELOG_HISTORIES.frame(histories), CHANGELOG_ITEMS.frame(items))
+    authors = user_details_frame((history for found in merged.values() for history in found), site_id=site_id)
+    return ChangelogFrames(CHANGELOG_HISTORIES.frame(histories), CHANGELOG_ITEMS.frame(items), authors)

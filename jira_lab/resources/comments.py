@@ -28,9 +28,9 @@ from jira_lab.resources.convert import (
     issue_id_from_self,
     jira_time,
     json_text,
+    raw_item,
     to_int,
     visibility_columns,
-    without,
 )
 from jira_lab.schema import table
 
@@ -106,7 +106,7 @@ def comment_row(comment: Mapping[str, Any], *, site_id: str, issue_id: int | Non
         "jsd_author_can_see_request": comment.get("jsdAuthorCanSeeRequest"),
         "body_adf": json_text(body),
         "body_text": adf_to_text(body),
-        "raw": json_text(without(comment, "body")),
+        "raw": json_text(raw_item(comment, drop=("body",))),
     }
 
 

@@ -29,6 +29,7 @@ from jira_lab.client import JiraClient
 from jira_lab.pagination import Page, search_pages
 from jira_lab.resources.comments import comment_row
 from jira_lab.resources.convert import account_id, jira_time, json_text, to_int
+from jira_lab.resources.users import user_details_frame
 from jira_lab.resources.worklogs import worklog_row
 from jira_lab.schema import table
 
@@ -305,6 +306,7 @@ class SearchPageFrames:
         worklogs: ``worklogs`` rows of the embedded worklogs.
         issue_totals: ``issue_totals`` rows (per principal).
         issue_field_values: ``issue_field_values`` rows of the picker fields.
+        user_details: ``user_details`` rows of the authors of the embedded comments and worklogs.
         truncated_comment_issue_ids: issues with more comments than came inline (page the per-issue endpoint).
         truncated_worklog_issue_ids: issues with more worklogs than came inline.
     """
@@ -314,6 +316,7 @@ class SearchPageFrames:
     worklogs: pl.DataFrame
     issue_totals: pl.DataFrame
     issue_field_values: pl.DataFrame
+    user_details: pl.DataFrame
     truncated_comment_issue_ids: list[int]
     truncated_worklog_issue_ids: list[int]
 
@@ -335,6 +338,10 @@ def search_page_frames(
         worklogs=embedded_worklogs_frame(issues, site_id=site_id),
         issue_totals=issue_totals_frame(issues, site_id=site_id, principal_id=principal_id, load_id=load_id),
         issue_field_values=issue_field_values_frame(issues, site_id=site_id),
+        user_details=user_details_frame(
+            (item for issue in issues for kind in ("comment", "worklog") for item in _embedded(issue, kind)[0]),
+            site_id=site_id,
+        ),
         truncated_comment_issue_ids=truncated_issue_ids(issues, "comment"),
         truncated_worklog_issue_ids=truncated_issue_ids(issues, "worklog"),
     )

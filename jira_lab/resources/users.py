@@ -45,10 +45,11 @@ from jira_lab.resources.access import (
     scoped,
     silently_empty,
 )
-from jira_lab.resources.convert import json_text, to_int
+from jira_lab.resources.convert import embedded_users, json_text, to_int
 from jira_lab.schema import table
 
 USERS = table("users")
+USER_DETAILS = table("user_details")
 GROUPS = table("groups")
 GROUP_MEMBERS = table("group_members")
 APPLICATION_ROLES = table("application_roles")
@@ -207,6 +208,14 @@ def users_frame(users: Iterable[Mapping[str, Any]], *, site_id: str) -> pl.DataF
             "raw": json_text(user),
         }
     return USERS.frame(rows.values())
+
+
+def user_details_frame(items: Iterable[Mapping[str, Any]], *, site_id: str) -> pl.DataFrame:
+    """``user_details`` rows of the authors embedded in comments, worklogs or changelog histories, one per account."""
+    return USER_DETAILS.frame(
+        {"site_id": site_id, "account_id": account, "display_name": user.get("displayName"), "raw": json_text(user)}
+        for account, user in embedded_users(items).items()
+    )
 
 
 def groups_frame(groups: Iterable[Mapping[str, Any]], *, site_id: str) -> pl.DataFrame:

@@ -29,7 +29,7 @@ import polars as pl
 from jira_lab.client import JiraClient
 from jira_lab.pagination import Page, legacy_offset_pages, since_pages, worklogs_by_ids
 from jira_lab.resources.adf import adf_to_text
-from jira_lab.resources.convert import account_id, jira_time, json_text, to_int, visibility_columns, without
+from jira_lab.resources.convert import account_id, jira_time, json_text, raw_item, to_int, visibility_columns
 from jira_lab.schema import DELETED, table
 
 WORKLOGS = table("worklogs")
@@ -158,7 +158,7 @@ def worklog_row(worklog: Mapping[str, Any], *, site_id: str, issue_id: int | Non
         **visibility_columns(worklog.get("visibility")),
         "comment_adf": json_text(comment),
         "comment_text": adf_to_text(comment),
-        "raw": json_text(without(worklog, "comment")),
+        "raw": json_text(raw_item(worklog, drop=("comment",))),
     }
 
 
