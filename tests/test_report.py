@@ -91,6 +91,14 @@ def test_same_page_from_the_file_and_from_the_results(
     assert render_results(results, generated_at=MOMENT) == page_text
 
 
+def test_headings_name_the_site_by_its_title_and_id(world: ReportWorld, results: AuditResults, page_text: str) -> None:
+    site = f"{world.site.title} ({world.site.cloud_id})"
+    assert results.report_lines()[0] == f"Audit of {results.account_name} ({results.account_id}) on site {site}"
+    assert f"<h1>What {results.account_name} can see on {site}</h1>" in page_text
+    untitled = dataclasses.replace(results, site_name=None)
+    assert untitled.report_lines()[0].endswith(f"on site {world.site.cloud_id}")
+
+
 def test_a_user_is_needed_and_must_be_known(world: ReportWorld) -> None:
     with pytest.raises(ValueError, match="technical user"):
         render_report(world.db)

@@ -1277,6 +1277,7 @@ class AuditResults:
         sync: :func:`jira_lab.audits.coverage.sync_coverage`.
         changes: :func:`jira_lab.audits.changes.permission_changes`.
         explanations: :func:`jira_lab.audits.changes.gap_explanations`.
+        site_name: the site's title or URL as its load recorded them (``None``: not recorded).
     """
 
     site_id: str
@@ -1292,6 +1293,14 @@ class AuditResults:
     sync: pl.DataFrame
     changes: pl.DataFrame
     explanations: pl.DataFrame
+    site_name: str | None = None
+
+    @property
+    def site(self) -> str:
+        """The site as headings name it: its title or URL, with the id that keys it in the file."""
+        return (
+            f"{self.site_name} ({self.site_id})" if self.site_name and self.site_name != self.site_id else self.site_id
+        )
 
     @property
     def failed(self) -> bool:
@@ -1305,7 +1314,7 @@ class AuditResults:
 
     def report_lines(self) -> list[str]:
         """The audit as text: the preflight table, the gap summary, the comparison and the changes explaining gaps."""
-        lines = [f"Audit of {self.account_name} ({self.account_id}) on site {self.site_id}", "", "Preflight checklist"]
+        lines = [f"Audit of {self.account_name} ({self.account_id}) on site {self.site}", "", "Preflight checklist"]
         for check in self.checks.iter_rows(named=True):
             status = check["status"] if check["status"] == PASS else check["status"].upper()
             lines.append(f"  {check['check']}  {status:<12} {check['title']}")
@@ -1406,6 +1415,14 @@ def _comparison_principal(tables: SiteTables, account_id: str, analyst: str | No
     return others[0] if len(others) == 1 and account_id in loaded else None
 
 
+def _site_name(tables: SiteTables) -> str | None:
+    sites = tables.jira_lab_sites.select("title", "url").collect()
+    if sites.is_empty():
+        return None
+    title, url = sites.row(0)
+    return str(title or url) if (title or url) else None
+
+
 def run_audit(
     tables: SiteTables,
     technical_user: str,
@@ -1447,4 +1464,5 @@ def run_audit(
         sync=sync_coverage(tables),
         changes=changes,
         explanations=gap_explanations(changes, gap_frame),
+        site_name=_site_name(tables),
     )

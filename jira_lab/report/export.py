@@ -106,7 +106,7 @@ def _readme(
     generated_at: datetime,
 ) -> str:
     lines = [
-        f"# jira_lab export: what {results.account_name} can see on {results.site_id}",
+        f"# jira_lab export: what {results.account_name} can see on {results.site}",
         "",
         f"Made by jira_lab {_version()} on {generated_at.strftime('%Y-%m-%d %H:%M UTC')} for the technical user "
         f"{results.account_name} ({results.account_id}).",

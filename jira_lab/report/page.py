@@ -214,10 +214,10 @@ def _site_counts(results: AuditResults) -> dict[str, dict[str, Any]]:
 
 
 def _header(results: AuditResults, generated_at: datetime, title: str | None, pseudonymized: bool) -> Html:
-    heading = title or f"What {results.account_name} can see on {results.site_id}"
+    heading = title or f"What {results.account_name} can see on {results.site}"
     compared = f" · compared with the load of {results.analyst_name}" if results.analyst_name is not None else ""
     meta = (
-        f"Technical user {results.account_name} ({results.account_id}) · site {results.site_id}{compared} · "
+        f"Technical user {results.account_name} ({results.account_id}) · site {results.site}{compared} · "
         f"generated {_when(generated_at)} by jira_lab {_version()}"
     )
     lines = [_el("h1", heading), _el("p", meta, class_="meta")]
@@ -868,7 +868,7 @@ def render_results(
     if hidden_rows < 0 or change_rows < 0:
         raise ValueError("hidden_rows and change_rows must be 0 or more")
     moment = generated_at or datetime.now(UTC)
-    heading = title or f"What {results.account_name} can see on {results.site_id}"
+    heading = title or f"What {results.account_name} can see on {results.site}"
     body = _join(
         [
             _header(results, moment, title, pseudonymized),
