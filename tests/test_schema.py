@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -237,6 +237,26 @@ def test_frame_types_dicts_by_the_declaration_filling_missing_columns_with_nulls
     assert frame["created"].to_list() == [created, None]
     assert frame["visibility_type"].to_list() == [None, "group"]
     assert schema.table("issues").empty_frame().schema == schema.table("issues").polars_schema
+
+
+def test_frame_keeps_the_instant_of_times_in_any_zone_to_the_microsecond() -> None:
+    berlin = timezone(timedelta(hours=2))
+    times = [datetime(2024, 3, 1, 11, 30, 0, 123456, tzinfo=berlin), None, datetime(1969, 12, 31, 23, 59, tzinfo=UTC)]
+    frame = schema.table("comments").frame({"site_id": "s", "id": i, "created": t} for i, t in enumerate(times))
+    assert frame["created"].dtype == pl.Datetime("us", "UTC")
+    assert frame["created"].to_list() == [
+        datetime(2024, 3, 1, 9, 30, 0, 123456, tzinfo=UTC),
+        None,
+        datetime(1969, 12, 31, 23, 59, tzinfo=UTC),
+    ]
+
+
+def test_frame_reads_a_naive_time_among_aware_ones_as_utc() -> None:
+    berlin = timezone(timedelta(hours=2))
+    rows = [{"site_id": "s", "id": 1, "created": datetime(2024, 3, 1, 11, tzinfo=berlin)}]
+    rows.append({"site_id": "s", "id": 2, "created": datetime(2024, 3, 1, 11)})
+    frame = schema.table("comments").frame(rows)
+    assert frame["created"].to_list() == [datetime(2024, 3, 1, 9, tzinfo=UTC), datetime(2024, 3, 1, 11, tzinfo=UTC)]
 
 
 def test_the_data_dictionary_lists_every_column_with_its_types_and_meaning() -> None:
