@@ -95,13 +95,13 @@ T = TypeVar("T")
 #: How far back from a time cursor each incremental request reaches: Jira's search is eventually consistent and
 #: JQL dates have minute precision; rows read twice are deduplicated on their primary key.
 DEFAULT_OVERLAP = timedelta(minutes=5)
-#: Pages of one walk fetched but not yet committed. Page ``n + 2`` is requested only once page ``n`` is committed,
-#: which bounds memory and makes "the third search request" mean "the first page is safely stored".
-PAGES_IN_FLIGHT = 2
+#: Pages of one walk fetched but not yet committed. Page ``n + PAGES_IN_FLIGHT`` is requested only once page ``n``
+#: is committed, which bounds memory (and tells a test when a page is safely stored).
+PAGES_IN_FLIGHT = 4
 #: Walks (search queries) running at once; each has up to :data:`PAGES_IN_FLIGHT` pages in memory.
-MAX_PARALLEL_WALKS = 8
+MAX_PARALLEL_WALKS = 16
 #: Pages queued for commit that go into one transaction, at most (while the writer is busy, pages queue up).
-MAX_PAGES_PER_COMMIT = 8
+MAX_PAGES_PER_COMMIT = 16
 #: Issue ids per page of the id sweep: ``search/jql`` gives 5000 when only ids are asked for.
 SWEEP_PAGE_SIZE = 5000
 #: ``project/search`` gives at most 100 projects a page.

@@ -37,7 +37,7 @@ from jira_lab.auth.scopes import REQUIRED_SCOPES
 from jira_lab.auth.tokens import Token
 from jira_lab.client import JiraClient
 from jira_lab.errors import DatabaseLockedError
-from jira_lab.load import DEFAULT_OVERLAP, LOAD_GC_THRESHOLD, LoadSummary, load, no_longer_visible
+from jira_lab.load import DEFAULT_OVERLAP, LOAD_GC_THRESHOLD, PAGES_IN_FLIGHT, LoadSummary, load, no_longer_visible
 from jira_lab.ratelimit import RetryPolicy
 from jira_lab.sim import PermissionEngine, SimCloud, Site
 from jira_lab.sim.api.fields import SYSTEM_FIELDS
@@ -631,7 +631,8 @@ class HeldCloud(SimCloud):
 
 @pytest.fixture
 def held() -> Iterator[tuple[HeldCloud, str]]:
-    cloud = HeldCloud(generate_site("tiny", 0), hold_at=4)
+    # page n + PAGES_IN_FLIGHT of a walk is asked for once page n is committed: at this request two pages are
+    cloud = HeldCloud(generate_site("tiny", 0), hold_at=PAGES_IN_FLIGHT + 2)
     with serve(cloud) as urls:
         try:
             yield cloud, urls.site_url()
@@ -652,7 +653,6 @@ def test_a_load_killed_mid_way_and_resumed_equals_a_clean_load(held: tuple[HeldC
     command += ["--project", project.key, "--page-size", "2"]
     loading = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # at most two pages of a walk are uncommitted: the 4th page is asked for once the 2nd is committed
         assert cloud.holding.wait(timeout=60), loading.communicate(timeout=5)
         # this test process is a second process opening the file: it is told who holds it and what to do
         with pytest.raises(DatabaseLockedError, match=rf"process {loading.pid}.*wait for that load to finish"):
