@@ -296,7 +296,7 @@ _TABLES: tuple[Table, ...] = (
             Column("jsd_author_can_see_request", BOOLEAN, "service desk: the author can see the request"),
             Column("body_adf", JSON, "the body as an Atlassian Document Format document"),
             Column("body_text", TEXT, "the body as plain text"),
-            raw("the comment, minus `body` (kept whole in body_adf),"),
+            raw("the comment, minus `body` (kept whole in body_adf), its authors as their accountId (user_details),"),
             *DELETION,
         ),
         ("site_id", "id"),
@@ -319,7 +319,10 @@ _TABLES: tuple[Table, ...] = (
             *visibility("worklog"),
             Column("comment_adf", JSON, "the worklog's comment as an Atlassian Document Format document"),
             Column("comment_text", TEXT, "the worklog's comment as plain text"),
-            raw("the worklog, minus `comment` (kept whole in comment_adf),"),
+            raw(
+                "the worklog, minus `comment` (kept whole in comment_adf), its authors as their accountId "
+                "(user_details),"
+            ),
             *DELETION,
         ),
         ("site_id", "id"),
@@ -335,7 +338,9 @@ _TABLES: tuple[Table, ...] = (
             user_ref("author", "who made the change"),
             Column("created", TIMESTAMP, "when the change was made"),
             Column("history_metadata", JSON, "historyMetadata (type, description, actor, cause ...), if any"),
-            raw("the history, without its items (kept in changelog_items),"),
+            raw(
+                "the history, without its items (kept in changelog_items), its author as its accountId (user_details),"
+            ),
             *DELETION,
         ),
         ("site_id", "id"),
