@@ -320,7 +320,8 @@ class _ArrowStream:
 
 
 @contextmanager
-def _registered(conn: Connection, frame: pl.DataFrame) -> Iterator[str]:
+def registered(conn: Connection, frame: pl.DataFrame) -> Iterator[str]:
+    """``frame`` as a view of ``conn`` under a fresh name (yielded) until the block ends."""
     name = f"_jira_lab_batch_{next(_batch_names)}"
     conn.register(name, _ArrowStream(frame))
     try:
@@ -415,7 +416,7 @@ def upsert(conn: Connection, table: str, frame: Frame) -> int:
     if batch.is_empty():
         return 0
     batch = batch.unique(subset=list(declared.primary_key), keep="last", maintain_order=True)
-    with _registered(conn, batch) as source, transaction(conn):
+    with registered(conn, batch) as source, transaction(conn):
         _run(conn, _merge_sql(declared, batch.columns, source))
     return batch.height
 
@@ -446,10 +447,10 @@ def replace_rows(conn: Connection, table: str, frame: Frame, *, scope: Frame) ->
         raise ValueError(f"{outside.height} rows for {declared.name} are outside the scope {parents.columns}")
     batch = batch.unique(subset=list(declared.primary_key), keep="last", maintain_order=True)
     match = " AND ".join(f"{quote(declared.name)}.{quote(name)} = s.{quote(name)}" for name in parents.columns)
-    with _registered(conn, parents) as scope_source, transaction(conn):
+    with registered(conn, parents) as scope_source, transaction(conn):
         _run(conn, f"DELETE FROM {quote(declared.name)} USING {quote(scope_source)} AS s WHERE {match}")
         if not batch.is_empty():
-            with _registered(conn, batch) as source:
+            with registered(conn, batch) as source:
                 _run(conn, _merge_sql(declared, batch.columns, source))
     return batch.height
 
@@ -474,7 +475,7 @@ def mark_deleted(
     if batch.is_empty():
         return 0
     match = " AND ".join(f"t.{quote(name)} = k.{quote(name)}" for name in declared.primary_key)
-    with _registered(conn, batch) as source, transaction(conn):
+    with registered(conn, batch) as source, transaction(conn):
         rows = _run(
             conn,
             f"UPDATE {quote(declared.name)} AS t SET deleted_at = $at, deleted_reason = $reason "
@@ -745,7 +746,7 @@ def record_sightings(
     batch = pl.DataFrame({"entity_id": ids.cast(pl.String).unique()})
     if batch.is_empty():
         return 0
-    with _registered(conn, batch) as source, transaction(conn):
+    with registered(conn, batch) as source, transaction(conn):
         _run(
             conn,
             "INSERT INTO _jira_lab_sightings (site_id, principal_id, entity_kind, entity_id, first_seen_load, "
