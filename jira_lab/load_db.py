@@ -256,15 +256,7 @@ class LoadStore:
 
     def seen_before(self, kind: str, ids: Iterable[int | str]) -> set[str]:
         """Which of these entities this principal's view held before this run (or already holds in it)."""
-        wanted = [str(i) for i in ids]
-        if not wanted:
-            return set()
-        rows = self.conn.execute(
-            "SELECT entity_id FROM _jira_lab_sightings WHERE site_id = ? AND principal_id = ? AND entity_kind = ? "
-            "AND last_seen_load >= ? AND entity_id IN (SELECT unnest(?))",
-            [self.site_id, self.me, kind, self.current.base, wanted],
-        ).fetchall()
-        return {str(r[0]) for r in rows}
+        return self._sighted_since(kind, ids, self.current.base)
 
     def fetched_in_run(self, issue_ids: Iterable[int]) -> set[int]:
         """Issues this run already read whole (their totals, comments and worklogs were committed)."""
@@ -279,15 +271,19 @@ class LoadStore:
         return {int(r[0]) for r in rows}
 
     def sighted_in_run(self, kind: str, ids: Iterable[int]) -> set[int]:
+        return {int(i) for i in self._sighted_since(kind, ids, self.current.run_start)}
+
+    def _sighted_since(self, kind: str, ids: Iterable[int | str], load_id: int) -> set[str]:
+        """Which of these entities this principal saw in ``load_id`` or a later load (ids as sightings hold them)."""
         wanted = [str(i) for i in ids]
         if not wanted:
             return set()
         rows = self.conn.execute(
             "SELECT entity_id FROM _jira_lab_sightings WHERE site_id = ? AND principal_id = ? AND entity_kind = ? "
             "AND last_seen_load >= ? AND entity_id IN (SELECT unnest(?))",
-            [self.site_id, self.me, kind, self.current.run_start, wanted],
+            [self.site_id, self.me, kind, load_id, wanted],
         ).fetchall()
-        return {int(r[0]) for r in rows}
+        return {str(r[0]) for r in rows}
 
     def issue_projects(self, issue_ids: Iterable[int]) -> dict[int, int]:
         wanted = list(issue_ids)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Callable, Iterable
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
@@ -133,6 +133,8 @@ def _feed(
 
 
 _STAMP = attrgetter("id", "updated")
+#: feed changes in order: by time, then worklog id (never by the item, which does not compare)
+_BY_TIME = itemgetter(0, 1)
 
 
 def _worklogs_by_update(site: Site) -> list[tuple[int, int, Worklog]]:
@@ -152,7 +154,7 @@ def _worklogs_by_update(site: Site) -> list[tuple[int, int, Worklog]]:
             for issue in site.issues.values()
             for worklog in issue.worklogs
         ),
-        key=lambda change: (change[0], change[1]),
+        key=_BY_TIME,
     )
     site.derived["worklogs_by_update"] = (stamp, ordered)
     return ordered
@@ -174,7 +176,7 @@ def get_deleted_worklogs(call: Call) -> dict[str, Any]:
         return _feed(call, "/rest/api/3/worklog/deleted", [])
     changes = sorted(
         ((epoch_ms(deleted.deleted), deleted.id, deleted) for deleted in call.site.deleted_worklogs),
-        key=lambda change: (change[0], change[1]),
+        key=_BY_TIME,
     )
     return _feed(call, "/rest/api/3/worklog/deleted", changes)
 
