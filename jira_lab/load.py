@@ -97,7 +97,7 @@ from jira_lab.load_db import (
 )
 from jira_lab.pagination import Page, page_bean_pages, search_pages
 from jira_lab.progress import Progress, ProgressOption
-from jira_lab.ratelimit import FlowEvent, RequestStats
+from jira_lab.ratelimit import FlowEvent, RequestStats, request_priority
 from jira_lab.resources import audit, changelogs, comments, fields, issues, permissions, projects, security, users
 from jira_lab.resources import worklogs as worklog_resources
 from jira_lab.resources.access import Refusal, refusable, refusal_of
@@ -115,6 +115,11 @@ PAGES_IN_FLIGHT = 4
 MAX_PARALLEL_WALKS = 16
 #: Pages queued for commit that go into one transaction, at most (while the writer is busy, pages queue up).
 MAX_PAGES_PER_COMMIT = 16
+#: Request priorities (:func:`~jira_lab.ratelimit.request_priority`): the search walks, the worklog feed and the
+#: changelog chunks go first (0), as each page is asked for once the last has come; then the per-issue reads that
+#: complete the pages waiting to be committed; then the refresh of the permission model, which nothing waits for.
+PER_ISSUE_PRIORITY = 1
+FAMILY_PRIORITY = 2
 #: Issue ids per page of the id sweep: ``search/jql`` gives 5000 when only ids are asked for.
 SWEEP_PAGE_SIZE = 5000
 #: ``project/search`` gives at most 100 projects a page.
@@ -569,12 +574,14 @@ class _Loader:
         self.covering = self.full or access_before is None
         lost_only = False
         if self.covering:
-            background.append(asyncio.ensure_future(self.refresh_access_families(plan)))
+            with request_priority(FAMILY_PRIORITY):
+                background.append(asyncio.ensure_future(self.refresh_access_families(plan)))
         else:
             # whether the walks may be incremental depends on the principal's own groups and roles
             await self.refresh_access_families(plan)
             self.covering, lost_only = await self.compare_access(access_before)
-        families = asyncio.ensure_future(self.refresh_other_families(plan))
+        with request_priority(FAMILY_PRIORITY):
+            families = asyncio.ensure_future(self.refresh_other_families(plan))
         drainer = asyncio.ensure_future(self.drain_changelogs())
         background += [families, drainer]
         if self.covering and self.project_filter is None:
@@ -1176,8 +1183,9 @@ class _Loader:
         """Every comment of an issue whose embedded ones were truncated (``self`` names the issue)."""
         found: list[dict[str, Any]] = []
         try:
-            async for page in comments.fetch_issue_comments(self.client, issue_id):
-                found.extend(page.items)
+            with request_priority(PER_ISSUE_PRIORITY):
+                async for page in comments.fetch_issue_comments(self.client, issue_id):
+                    found.extend(page.items)
         except JiraApiError as error:
             if error.status != 404:
                 raise  # a 404: the issue went away since its page was read; the next sweep marks it
@@ -1187,8 +1195,9 @@ class _Loader:
         """Every worklog of an issue whose embedded ones were truncated."""
         found: list[dict[str, Any]] = []
         try:
-            async for page in worklog_resources.fetch_issue_worklogs(self.client, issue_id):
-                found.extend(page.items)
+            with request_priority(PER_ISSUE_PRIORITY):
+                async for page in worklog_resources.fetch_issue_worklogs(self.client, issue_id):
+                    found.extend(page.items)
         except JiraApiError as error:
             if error.status != 404:
                 raise

@@ -23,6 +23,11 @@
 * **5xx answers, dropped connections, timeouts and cut bodies** are retried with the same capped exponential
   backoff. A 503's ``Retry-After`` counts as a minimum.
 * Anything else goes back to the caller, which raises it with Jira's own messages.
+* **Priorities**: a freed slot of the concurrency cap goes to the waiting request of the lowest
+  :func:`request_priority` level (0 unless set), first come first served within a level. A load's per-issue reads
+  are many and independent; the walks that find them (search pages, the worklog feed, changelog chunks) are chains
+  of pages, each asked for once the last has come. Queued behind hundreds of per-issue reads, every link of a chain
+  would wait its turn; ahead of them, the chains keep finding work while the reads fill the other slots.
 
 Time comes only from the injected ``clock`` and passes only through the injected async ``sleep``, so tests run in
 fake time. The clock gives seconds since the epoch, like :func:`time.time`, because quota resets are wall-clock
@@ -37,7 +42,10 @@ import logging
 import math
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -77,6 +85,22 @@ _READ_ONLY_POSTS = tuple(
     )
 )
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_priority: ContextVar[int] = ContextVar("jira_lab_request_priority", default=0)
+
+
+@contextmanager
+def request_priority(level: int) -> Iterator[None]:
+    """Requests sent in this block (by this task, and by the tasks it starts) wait for a slot behind every request of
+    a lower level; 0, the default, goes first."""
+    if level < 0:
+        raise ValueError(f"a request priority is 0 or more, not {level}")
+    token = _priority.set(level)
+    try:
+        yield
+    finally:
+        _priority.reset(token)
+
 
 #: Transport failures worth another attempt: the request or its answer was lost on the way.
 RETRYABLE_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
@@ -398,6 +422,41 @@ class _EndpointPace:
     successes: int = 0
 
 
+class _Slots:
+    """The concurrency cap: a semaphore whose freed slots go to the waiters of the lowest priority level first."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiting: dict[int, deque[asyncio.Future[None]]] = {}
+
+    async def acquire(self, level: int) -> None:
+        if self._free > 0 and not any(self._waiting.values()):
+            self._free -= 1
+            return
+        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiting.setdefault(level, deque())
+        queue.append(handed)
+        try:
+            await handed
+        except asyncio.CancelledError:
+            if handed.cancelled():
+                with suppress(ValueError):  # release() may have dropped it already
+                    queue.remove(handed)
+            else:
+                self.release()  # the slot was handed over just as the waiter was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        for level in sorted(self._waiting):
+            queue = self._waiting[level]
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the slot passes straight to the waiter: _free stays as it is
+                    return
+        self._free += 1
+
+
 # -- the governor --------------------------------------------------------------------------------------------------
 
 
@@ -434,7 +493,7 @@ class RateGovernor:
         self.rng = rng
         self.on_event = on_event
         self.stats = RequestStats()
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._slots = _Slots(max_concurrency)
         self._in_flight = 0
         self._paused_until = -math.inf
         self._exhausted: tuple[float, str, datetime] | None = None
@@ -539,7 +598,8 @@ class RateGovernor:
     ) -> tuple[int, Answer | Exception]:
         """One attempt; returns the endpoint's pace generation it was sent at, and its answer or lost-answer error."""
         await self._wait_for_turn(endpoint, request)
-        async with self._slots:
+        await self._slots.acquire(_priority.get())
+        try:
             # a pause may have begun while this request waited for a slot
             await self._wait_out_pause(request)
             pace = self._endpoints.get(endpoint)
@@ -557,6 +617,8 @@ class RateGovernor:
                 return generation, error
             finally:
                 self._in_flight -= 1
+        finally:
+            self._slots.release()
 
     async def _wait_for_turn(self, endpoint: str, request: str) -> None:
         await self._wait_out_pause(request)

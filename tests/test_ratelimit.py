@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +30,7 @@ from jira_lab.ratelimit import (
     parse_reset,
     parse_retry_after,
     read_quota,
+    request_priority,
 )
 
 
@@ -451,3 +453,85 @@ def test_the_concurrency_cap_holds_in_the_governor() -> None:
     asyncio.run(many())
     assert peak == 3
     assert gov.stats.max_in_flight == 3 and gov.stats.requests == 20
+
+
+def _gated_requests(gov: RateGovernor, levels: list[int]) -> Callable[[], Coroutine[Any, Any, list[int]]]:
+    """One request holding the only slot until ``gate`` is set, then one request per level queued in that order."""
+    order: list[int] = []
+    gate = asyncio.Event()
+
+    def attempt_for(tag: int) -> Callable[[], Awaitable[Answer]]:
+        async def attempt() -> Answer:
+            if tag < 0:
+                await gate.wait()
+            order.append(tag)
+            return answer(200)
+
+        return attempt
+
+    async def send(tag: int, level: int) -> None:
+        with request_priority(level):
+            await gov.run(attempt_for(tag), endpoint="e", request="GET /e", idempotent=True)
+
+    async def scenario() -> list[int]:
+        holder = asyncio.ensure_future(send(-1, 0))
+        await asyncio.sleep(0)
+        waiting = [asyncio.ensure_future(send(tag, level)) for tag, level in enumerate(levels)]
+        for _ in range(3):
+            await asyncio.sleep(0)  # every request is queued for the slot now
+        gate.set()
+        await asyncio.gather(holder, *waiting)
+        return order
+
+    return scenario
+
+
+def test_a_freed_slot_goes_to_the_lowest_priority_level_first_and_in_order_within_a_level() -> None:
+    time = FakeTime()
+    gov, _ = governor(time, concurrency=1)
+    scenario = _gated_requests(gov, [2, 1, 0, 1, 0, 2])
+    order = asyncio.run(scenario())
+    # tags are the positions in the queue: level 0 (tags 2, 4), then level 1 (1, 3), then level 2 (0, 5)
+    assert order == [-1, 2, 4, 1, 3, 0, 5]
+    assert gov.stats.requests == 7
+
+
+def test_a_request_cancelled_while_it_waits_for_a_slot_leaves_no_trace() -> None:
+    time = FakeTime()
+    gov, _ = governor(time, concurrency=1)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def attempt(tag: str) -> Answer:
+        if tag == "holder":
+            await gate.wait()
+        order.append(tag)
+        return answer(200)
+
+    async def send(tag: str, level: int) -> None:
+        with request_priority(level):
+            await gov.run(lambda: attempt(tag), endpoint="e", request="GET /e", idempotent=True)
+
+    async def scenario() -> None:
+        holder = asyncio.ensure_future(send("holder", 0))
+        await asyncio.sleep(0)
+        doomed = asyncio.ensure_future(send("doomed", 0))
+        later = asyncio.ensure_future(send("later", 1))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        gate.set()
+        await asyncio.gather(holder, later)
+        # the slot is free again: a new request gets it at once
+        await send("after", 0)
+
+    asyncio.run(scenario())
+    assert order == ["holder", "later", "after"]
+
+
+def test_request_priority_is_scoped_to_its_block_and_refuses_negative_levels() -> None:
+    time = FakeTime()
+    gov, _ = governor(time, concurrency=1)
+    scenario = _gated_requests(gov, [0, 0])
+    assert asyncio.run(scenario()) == [-1, 0, 1]
+    with pytest.raises(ValueError, match="0 or more"), request_priority(-1):
+        pass
