@@ -32,7 +32,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote_plus
@@ -66,6 +66,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 USER_AGENT = "jira-lab"
 
 Params = Mapping[str, Any]
+#: Turns a successful answer's body into the value a request returns, instead of decoding its JSON on the event
+#: loop (a loader frames its largest pages elsewhere). Raises :class:`~jira_lab.ratelimit.TruncatedBody` when the
+#: body does not parse, so that the request is sent again.
+Decoder = Callable[[bytes], Awaitable[Any]]
 
 _SECRET_PARAM_PARTS = ("token", "secret", "password", "passwd", "signature", "credential")
 _SECRET_PARAMS = frozenset({"code", "jwt", "sig", "apikey", "api_key", "auth", "authorization"})
@@ -198,8 +202,9 @@ class JiraClient:
         return f"JiraClient({self.base_url!r}, max_concurrency={self.max_concurrency})"
 
     # -- requests ------------------------------------------------------------------------------------------------
-    async def get(self, path: str, *, params: Params | None = None) -> Any:
-        """``GET`` an API path (``/rest/api/3/...``) or a Jira URL; returns the decoded JSON answer.
+    async def get(self, path: str, *, params: Params | None = None, decode: Decoder | None = None) -> Any:
+        """``GET`` an API path (``/rest/api/3/...``) or a Jira URL; returns the decoded JSON answer (or what
+        ``decode`` makes of a successful answer's body).
 
         Raises:
             JiraApiError: Jira answered with an error (after retries, where allowed).
@@ -207,17 +212,23 @@ class JiraClient:
             QuotaExhaustedError: the rate-limit quota resets later than the policy allows waiting.
             JiraConnectionError: the request kept failing in transport.
         """
-        return await self.request("GET", path, params=params)
+        return await self.request("GET", path, params=params, decode=decode)
 
     async def post(
-        self, path: str, *, json: Any = None, params: Params | None = None, idempotent: bool | None = None
+        self,
+        path: str,
+        *,
+        json: Any = None,
+        params: Params | None = None,
+        idempotent: bool | None = None,
+        decode: Decoder | None = None,
     ) -> Any:
         """``POST`` a JSON body; retried on failure only if the endpoint just reads (or ``idempotent=True``).
 
         Raises:
             The same errors as :meth:`get`.
         """
-        return await self.request("POST", path, params=params, json=json, idempotent=idempotent)
+        return await self.request("POST", path, params=params, json=json, idempotent=idempotent, decode=decode)
 
     async def request(
         self,
@@ -227,6 +238,7 @@ class JiraClient:
         params: Params | None = None,
         json: Any = None,
         idempotent: bool | None = None,
+        decode: Decoder | None = None,
     ) -> Any:
         """Send one request through the rate governor and return its decoded JSON answer (``None`` when empty).
 
@@ -237,6 +249,8 @@ class JiraClient:
             json: the JSON body.
             idempotent: whether a failed attempt may be repeated; by default, for reads only
                 (:func:`~jira_lab.ratelimit.is_idempotent`).
+            decode: makes the returned value of a successful answer's body (see :data:`Decoder`); error answers
+                are decoded as usual, for their messages.
 
         Raises:
             The same errors as :meth:`get`.
@@ -251,6 +265,8 @@ class JiraClient:
 
         async def attempt() -> Answer:
             response = await self._http.send(self._http.build_request(method, relative, **build_args))
+            if decode is not None and 200 <= response.status_code < 300 and response.content.strip():
+                return Answer(response.status_code, response.headers, await decode(response.content))
             return _decode(response)
 
         answer = await self.governor.run(

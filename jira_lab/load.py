@@ -81,6 +81,7 @@ import polars as pl
 from jira_lab import store
 from jira_lab.client import JiraClient, SyncJiraClient
 from jira_lab.errors import JiraApiError, JiraLabError
+from jira_lab.framing_process import FramingProcess
 from jira_lab.load_db import (
     ACCESS_CURSOR,
     AUDIT_CURSOR,
@@ -455,6 +456,7 @@ class _Loader:
         check_accounts: Sequence[str],
         overlap: timedelta,
         progress: Progress,
+        framing_process: bool | None,
     ) -> None:
         self.client = client
         self.principal = principal
@@ -470,6 +472,7 @@ class _Loader:
         self.db_side = LoadStore(conn, site_id, principal)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jira-lab-duckdb")
         self._framer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jira-lab-frames")
+        self._framing = FramingProcess(self._framer, enabled=framing_process)
         self._page_queue: list[tuple[IssuePage, asyncio.Future[tuple[int, int, int]]]] = []
         self._committer: asyncio.Future[None] | None = None
         self.started = datetime.now(UTC)
@@ -501,12 +504,19 @@ class _Loader:
         return await loop.run_in_executor(self._writer, partial(function, *args, **kwargs))
 
     def close(self) -> None:
+        self._framing.close()
         self._framer.shutdown(wait=True)
         self._writer.shutdown(wait=True)
 
     @property
     def run(self) -> Run:
         return self.db_side.current
+
+    @property
+    def defers_worklogs(self) -> bool:
+        """Whether walks leave truncated worklogs for after them (to the feed or per-issue reads, whichever is
+        cheaper): in a covering load of every project."""
+        return self.covering and self.project_filter is None
 
     @property
     def full(self) -> bool:
@@ -584,7 +594,7 @@ class _Loader:
             families = asyncio.ensure_future(self.refresh_other_families(plan))
         drainer = asyncio.ensure_future(self.drain_changelogs())
         background += [families, drainer]
-        if self.covering and self.project_filter is None:
+        if self.defers_worklogs:
             resumed = self.run.cursor(WORKLOGS_UPDATED_CURSOR, this_run_only=True)
             self._deferred_seen = len(self.db_side.pending_worklogs)
             self._feed_ahead = asyncio.ensure_future(self.read_feed_ahead(int(resumed) if resumed else 0))
@@ -1033,8 +1043,16 @@ class _Loader:
         previous: asyncio.Future[None] | None = None
         tasks: list[asyncio.Future[None]] = []
         position: list[datetime | None] = [None]
+        decode = partial(
+            self._framing.decode,
+            # a covering walk leaves truncated worklogs to the feed or to per-issue reads after the walks
+            reread_worklogs=not self.defers_worklogs,
+            site_id=self.site_id,
+            principal_id=self.principal.account_id,
+            load_id=self.run.load_id,
+        )
         pages = issues.fetch_issue_pages(
-            self.client, jql, picker_fields=self.picker_fields, max_results=self.search_page_size
+            self.client, jql, picker_fields=self.picker_fields, max_results=self.search_page_size, decode=decode
         )
         loop = asyncio.get_running_loop()
         try:
@@ -1051,7 +1069,9 @@ class _Loader:
                 queued: asyncio.Future[None] = loop.create_future()
                 tasks.append(
                     asyncio.ensure_future(
-                        self.issue_page(page.items, project_ids, cursor, position, previous, queued, gate)
+                        self.issue_page(
+                            page.body[issues.FRAMES_KEY], project_ids, cursor, position, previous, queued, gate
+                        )
                     )
                 )
                 previous = queued
@@ -1079,7 +1099,7 @@ class _Loader:
 
     async def issue_page(
         self,
-        items: list[dict[str, Any]],
+        frames: issues.SearchPageFrames,
         project_ids: tuple[int, ...],
         cursor: bool,
         position: list[datetime | None],
@@ -1090,27 +1110,12 @@ class _Loader:
         """Complete one page (its truncated comments and worklogs), queue it for commit after the walk's previous
         page, and release its place in the walk once it is committed."""
         try:
-            defer = self.covering and self.project_filter is None
-            comment_ids = issues.truncated_issue_ids(items, "comment")
-            worklog_ids = issues.truncated_issue_ids(items, "worklog")
-            # what the per-issue reads bring whole need not be framed from the page as well
-            reread = {"comment": set(comment_ids), "worklog": set() if defer else set(worklog_ids)}
-            framing = asyncio.ensure_future(
-                self.frame(
-                    issues.search_page_frames,
-                    [_without_embedded(issue, reread) for issue in items],
-                    site_id=self.site_id,
-                    principal_id=self.principal.account_id,
-                    load_id=self.run.load_id,
-                )
-            )
+            defer = self.defers_worklogs
+            comment_ids = frames.truncated_comment_issue_ids
+            worklog_ids = frames.truncated_worklog_issue_ids
             comment_jobs = [self.issue_comments(i) for i in comment_ids]
             worklog_jobs = [] if defer else [self.issue_worklogs(i) for i in worklog_ids]
-            try:
-                extra = await _gather_or_cancel([*comment_jobs, *worklog_jobs])
-                frames = await framing
-            finally:
-                framing.cancel()
+            extra = await _gather_or_cancel([*comment_jobs, *worklog_jobs])
             extra_comments = [item for found in extra[: len(comment_jobs)] for item in found]
             extra_worklogs = [item for found in extra[len(comment_jobs) :] for item in found]
             comment_frame = await self.frame(comments.comments_frame, extra_comments, site_id=self.site_id)
@@ -1470,6 +1475,7 @@ class _Loader:
         return {
             **self.figures,
             "covering": self.covering,
+            "search_pages_framed_in_process": self._framing.pages_in_process,
             "throttled": dict(stats.throttled),
             "server_errors": stats.server_errors,
             "transport_errors": stats.transport_errors,
@@ -1478,24 +1484,6 @@ class _Loader:
             "waited_seconds": round(stats.waited_seconds, 3),
             "refused": sorted(self.refusals),
         }
-
-
-def _without_embedded(issue: dict[str, Any], reread: Mapping[str, set[int]]) -> dict[str, Any]:
-    """The issue without the embedded comments (or worklogs) that the per-issue endpoints read whole anyway.
-
-    Only the embedded lists go: their ``total`` (the issue's totals) stays.
-    """
-    issue_id = to_int(issue.get("id"))
-    lists = {"comment": "comments", "worklog": "worklogs"}
-    dropped = [name for name in lists if issue_id in reread[name]]
-    fields = issue.get("fields")
-    if not dropped or not isinstance(fields, dict):
-        return issue
-    trimmed = dict(fields)
-    for name in dropped:
-        if isinstance(trimmed.get(name), dict):
-            trimmed[name] = {**trimmed[name], lists[name]: []}
-    return {**issue, "fields": trimmed}
 
 
 @contextlib.contextmanager
@@ -1576,6 +1564,7 @@ async def aload(
     search_page_size: int = issues.SEARCH_MAX_RESULTS,
     check_accounts: Sequence[str] = (),
     overlap: timedelta = DEFAULT_OVERLAP,
+    framing_process: bool | None = None,
 ) -> LoadSummary:
     """Load one site, as the client's principal, into a DuckDB file (the async core of :func:`load`).
 
@@ -1593,6 +1582,8 @@ async def aload(
         check_accounts: accounts (e.g. the technical user) whose permissions to check with ``permissions/check``
             (the principal needs Administer Jira).
         overlap: how far back each time cursor reaches.
+        framing_process: frame search pages in a process of their own (:mod:`jira_lab.framing_process`): ``None``
+            once the load has proved large, ``True`` from the start, ``False`` never.
 
     Returns:
         The :class:`LoadSummary`, also kept in the load log.
@@ -1635,6 +1626,7 @@ async def aload(
                 check_accounts=check_accounts,
                 overlap=overlap,
                 progress=bars,
+                framing_process=framing_process,
             )
             if isinstance(info, dict) and info.get("serverTime"):
                 loader.started = jira_time(info["serverTime"]) or loader.started

@@ -37,7 +37,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from jira_lab.client import JiraClient, mask_url
+from jira_lab.client import Decoder, JiraClient, mask_url
 from jira_lab.errors import PaginationError
 
 T = TypeVar("T")
@@ -237,6 +237,7 @@ async def token_pages(
     params: Params | None = None,
     body: Mapping[str, Any] | None = None,
     max_results: int | None = None,
+    decode: Decoder | None = None,
 ) -> AsyncIterator[Page]:
     """TOKEN: ``nextPageToken`` in the query (GET) or the body (POST) until Jira stops sending one.
 
@@ -248,6 +249,8 @@ async def token_pages(
         params: query parameters (GET) or extra query parameters (POST).
         body: the POST body, without the token.
         max_results: the page size to ask for; Jira may give fewer.
+        decode: what to make of each page's body instead of its JSON (:data:`~jira_lab.client.Decoder`); it must
+            keep the token, ``isLast`` and an ``items_key`` list.
 
     Yields:
         Each page until one has no ``nextPageToken`` (or says ``isLast: true``).
@@ -260,10 +263,11 @@ async def token_pages(
     seen: set[str] = set()
     while True:
         if method == "GET":
-            answer = await client.get(path, params=_query(params, maxResults=max_results, nextPageToken=token))
+            query = _query(params, maxResults=max_results, nextPageToken=token)
+            answer = await client.get(path, params=query, decode=decode)
         else:
             payload = _query(body, maxResults=max_results, nextPageToken=token)
-            answer = await client.post(path, json=payload, params=params)
+            answer = await client.post(path, json=payload, params=params, decode=decode)
         items = _items(answer, items_key, what)
         yield Page(items, answer)
         next_token = answer.get("nextPageToken")
@@ -288,6 +292,7 @@ def search_pages(
     expand: Sequence[str] = (),
     max_results: int | None = None,
     reconcile_issues: Sequence[int] = (),
+    decode: Decoder | None = None,
 ) -> AsyncIterator[Page]:
     """The issues a bounded JQL query finds, through ``POST /rest/api/3/search/jql`` (TOKEN, token in the body).
 
@@ -298,13 +303,16 @@ def search_pages(
         expand: expansions (``changelog``, ``renderedFields`` ...), sent comma-separated as Jira wants.
         max_results: issues per page to ask for; Jira gives fewer for heavy field sets.
         reconcile_issues: up to 50 issue ids to read after a write (sent on every page).
+        decode: what to make of each page's body instead of its JSON (see :func:`token_pages`).
     """
     body: dict[str, Any] = {"jql": jql, "fields": list(fields)}
     if expand:
         body["expand"] = ",".join(expand)
     if reconcile_issues:
         body["reconcileIssues"] = list(reconcile_issues)
-    return token_pages(client, "/rest/api/3/search/jql", "issues", method="POST", body=body, max_results=max_results)
+    return token_pages(
+        client, "/rest/api/3/search/jql", "issues", method="POST", body=body, max_results=max_results, decode=decode
+    )
 
 
 # -- since style ---------------------------------------------------------------------------------------------------

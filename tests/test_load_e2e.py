@@ -681,3 +681,25 @@ def test_a_load_killed_mid_way_and_resumed_equals_a_clean_load(held: tuple[HeldC
     statuses = conn.execute("SELECT load_id, status FROM _jira_lab_loads ORDER BY load_id").fetchall()
     conn.close()
     assert statuses == [(1, "interrupted"), (2, "succeeded")]
+
+
+def figures_of_last_load(db: Path) -> dict[str, Any]:
+    conn = store.connect(db, read_only=True)
+    try:
+        options = conn.execute("SELECT options FROM _jira_lab_loads ORDER BY load_id DESC LIMIT 1").fetchall()[0][0]
+    finally:
+        conn.close()
+    return dict(json.loads(options)["figures"])
+
+
+@pytest.mark.parametrize("role", ["analyst", "technical_user"])
+def test_search_pages_framed_in_a_process_of_their_own_give_the_same_file(
+    pristine: dict[str, Path], lab: Lab, tmp_path: Path, role: str
+) -> None:
+    db = tmp_path / "framed.duckdb"
+    # small pages: several of them, so that some are framed while others are read
+    lab.load(db, role, framing_process=True, search_page_size=7)
+    assert figures_of_last_load(db)["search_pages_framed_in_process"] > 1
+    assert_same_contents(pristine[role], db, lab.account(role))
+    pristine_figures = figures_of_last_load(pristine[role])
+    assert pristine_figures["search_pages_framed_in_process"] == 0  # a tiny site never starts the process

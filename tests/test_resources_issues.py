@@ -13,24 +13,29 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import polars as pl
 import pytest
 from resource_world import EVERY_ISSUE, PRINCIPALS, Recorder, World, items_of, pages_of, run, tiny_world
 
 from jira_lab.pagination import Page
+from jira_lab.ratelimit import TruncatedBody
 from jira_lab.resources.audit import fetch_audit_records
 from jira_lab.resources.changelogs import fetch_changelog_pages
 from jira_lab.resources.comments import comments_frame, fetch_comments_by_ids, fetch_issue_comments
 from jira_lab.resources.issues import (
+    FRAMES_KEY,
     ISSUE_FIELDS,
     SEARCH_MAX_RESULTS,
     SearchPageFrames,
+    decode_walk_page,
     fetch_issue_pages,
     issue_row,
     issue_totals_frame,
     picker_field_ids,
     search_page_frames,
     truncated_issue_ids,
+    walk_page_frames,
 )
 from jira_lab.resources.worklogs import (
     fetch_deleted_worklogs,
@@ -418,3 +423,46 @@ def test_a_3lo_token_with_the_classic_scopes_reads_every_resource_the_cheap_way(
     assert counts["deleted worklogs"] == len(world.site.deleted_worklogs)
     assert counts["histories"] == len(world.visible_histories(principal))
     assert counts["audit records"] == len(world.site.audit_records)
+
+
+# -- a load's walk pages -------------------------------------------------------------------------------------------
+
+FRAME_NAMES = ("issues", "comments", "worklogs", "issue_totals", "issue_field_values", "user_details")
+
+
+def test_a_walk_page_leaves_out_the_embedded_items_the_per_issue_reads_bring_whole(loaded: Loaded) -> None:
+    if loaded.principal == "analyst":
+        assert loaded.truncated_comments and loaded.truncated_worklogs, "pages with truncated comments and worklogs"
+    for page, frames in zip(loaded.pages, loaded.frames, strict=True):
+        options: dict[str, Any] = {"site_id": SITE, "principal_id": loaded.account, "load_id": 7}
+        kept = walk_page_frames(page.items, reread_worklogs=False, **options)
+        reread = walk_page_frames(page.items, reread_worklogs=True, **options)
+        comments_read = pl.col("issue_id").is_in(frames.truncated_comment_issue_ids)
+        worklogs_read = pl.col("issue_id").is_in(frames.truncated_worklog_issue_ids)
+        for walked in (kept, reread):
+            assert walked.comments.equals(frames.comments.filter(~comments_read))
+            for name in ("issues", "issue_totals", "issue_field_values"):
+                assert getattr(walked, name).equals(getattr(frames, name)), name
+            # the totals say what the per-issue reads must bring
+            assert walked.truncated_comment_issue_ids == frames.truncated_comment_issue_ids
+            assert walked.truncated_worklog_issue_ids == frames.truncated_worklog_issue_ids
+        assert kept.worklogs.equals(frames.worklogs)
+        assert reread.worklogs.equals(frames.worklogs.filter(~worklogs_read))
+
+
+def test_decoding_a_walk_page_gives_its_paging_its_issue_ids_and_its_frames(loaded: Loaded) -> None:
+    options: dict[str, Any] = {"site_id": SITE, "principal_id": loaded.account, "load_id": 7}
+    for page in loaded.pages:
+        content = orjson.dumps(page.body)
+        body = decode_walk_page(content, reread_worklogs=True, **options)
+        assert body["issues"] == [int(issue["id"]) for issue in page.items]
+        assert {k: v for k, v in body.items() if k not in ("issues", FRAMES_KEY)} == {
+            k: v for k, v in page.body.items() if k != "issues"
+        }
+        expected = walk_page_frames(page.items, reread_worklogs=True, **options)
+        for name in FRAME_NAMES:
+            assert getattr(body[FRAMES_KEY], name).equals(getattr(expected, name)), name
+        with pytest.raises(TruncatedBody):
+            decode_walk_page(content[: len(content) // 2], reread_worklogs=True, **options)
+    # not a page: returned as it came, for the pagination to refuse
+    assert decode_walk_page(b"[1, 2]", reread_worklogs=True, **options) == [1, 2]

@@ -23,10 +23,12 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 import polars as pl
 
-from jira_lab.client import JiraClient
+from jira_lab.client import Decoder, JiraClient
 from jira_lab.pagination import Page, search_pages
+from jira_lab.ratelimit import TruncatedBody
 from jira_lab.resources.comments import comment_row
 from jira_lab.resources.convert import account_id, jira_time, json_text, to_int
 from jira_lab.resources.users import user_details_frame
@@ -80,6 +82,7 @@ def fetch_issue_pages(
     picker_fields: Iterable[str] = (),
     max_results: int = SEARCH_MAX_RESULTS,
     reconcile_issues: Sequence[int] = (),
+    decode: Decoder | None = None,
 ) -> AsyncIterator[Page]:
     """Pages of the issues a bounded JQL query finds, through ``POST /rest/api/3/search/jql``.
 
@@ -89,12 +92,18 @@ def fetch_issue_pages(
         picker_fields: ids of the user/group picker custom fields (:func:`picker_field_ids`).
         max_results: issues per page to ask for; Jira lowers it.
         reconcile_issues: up to 50 issue ids just written, to read them back consistently.
+        decode: what to make of each page's body instead of its JSON (e.g. :func:`decode_walk_page`).
 
     Yields:
         Each page (:func:`search_page_frames` turns ``page.items`` into frames).
     """
     return search_pages(
-        client, jql, fields=search_fields(picker_fields), max_results=max_results, reconcile_issues=reconcile_issues
+        client,
+        jql,
+        fields=search_fields(picker_fields),
+        max_results=max_results,
+        reconcile_issues=reconcile_issues,
+        decode=decode,
     )
 
 
@@ -345,3 +354,70 @@ def search_page_frames(
         truncated_comment_issue_ids=truncated_issue_ids(issues, "comment"),
         truncated_worklog_issue_ids=truncated_issue_ids(issues, "worklog"),
     )
+
+
+def without_embedded(issue: Mapping[str, Any], *, comments: bool, worklogs: bool) -> Mapping[str, Any]:
+    """The issue without its embedded comments (and/or worklogs), keeping their ``total``.
+
+    For issues whose embedded lists were truncated: the per-issue endpoints read those whole, so framing the
+    embedded ones as well would be wasted.
+    """
+    fields = issue.get("fields")
+    dropped = [name for name, drop in (("comment", comments), ("worklog", worklogs)) if drop]
+    if not dropped or not isinstance(fields, Mapping):
+        return issue
+    trimmed = dict(fields)
+    for name in dropped:
+        if isinstance(trimmed.get(name), Mapping):
+            trimmed[name] = {**trimmed[name], "comments" if name == "comment" else "worklogs": []}
+    return {**issue, "fields": trimmed}
+
+
+def walk_page_frames(
+    issues: Sequence[Mapping[str, Any]],
+    *,
+    reread_worklogs: bool,
+    site_id: str,
+    principal_id: str,
+    load_id: int | None = None,
+) -> SearchPageFrames:
+    """The frames of a page of a load's search walk: :func:`search_page_frames` without the embedded comments of
+    the issues whose comments were truncated (and their worklogs too with ``reread_worklogs``), which the load reads
+    whole from the per-issue endpoints."""
+    comment_ids = set(truncated_issue_ids(issues, "comment"))
+    worklog_ids = set(truncated_issue_ids(issues, "worklog")) if reread_worklogs else set()
+    trimmed = [
+        without_embedded(issue, comments=_issue_id(issue) in comment_ids, worklogs=_issue_id(issue) in worklog_ids)
+        for issue in issues
+    ]
+    return search_page_frames(trimmed, site_id=site_id, principal_id=principal_id, load_id=load_id)
+
+
+#: Where :func:`decode_walk_page` puts a page's :class:`SearchPageFrames` in the body it returns.
+FRAMES_KEY = "jira_lab.frames"
+
+
+def decode_walk_page(
+    content: bytes, *, reread_worklogs: bool, site_id: str, principal_id: str, load_id: int | None = None
+) -> Any:
+    """A ``search/jql`` answer's body, decoded and framed at once (a :data:`~jira_lab.client.Decoder`'s work).
+
+    Returns:
+        The body with ``issues`` reduced to their ids and the page's :func:`walk_page_frames` at
+        :data:`FRAMES_KEY`: small to pass between processes, and all a load needs. A body that is not a page is
+        returned as it came, for the pagination to refuse.
+
+    Raises:
+        TruncatedBody: the body does not parse (it was cut on the way).
+    """
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError as error:
+        raise TruncatedBody(str(error)) from error
+    items = body.get("issues", []) if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return body
+    frames = walk_page_frames(
+        items, reread_worklogs=reread_worklogs, site_id=site_id, principal_id=principal_id, load_id=load_id
+    )
+    return {**body, "issues": [_issue_id(issue) for issue in items], FRAMES_KEY: frames}
