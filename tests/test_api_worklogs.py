@@ -291,6 +291,19 @@ def test_updated_feed_holds_back_the_last_minute_until_it_has_passed(fresh: Work
     assert before["lastPage"] is after["lastPage"] is True
 
 
+def test_updated_feed_follows_update_times_changed_between_reads(fresh: WorklogSite) -> None:
+    """The feed keeps its order between pages; a worklog updated (here: set directly) must move in it all the same."""
+    moved = fresh.kinds["public"][0]
+    with fresh.client("dora") as dora:
+        before = settled_updates(fresh, fresh.visible_to("dora"))
+        assert feed_ids(walk_feed(dora, UPDATED)) == before
+        fresh.worklog(moved).updated = NOW - timedelta(minutes=2)  # from the oldest to among the latest
+        after = feed_ids(walk_feed(dora, UPDATED))
+
+    assert after == settled_updates(fresh, fresh.visible_to("dora")) != before
+    assert after.index(moved) > before.index(moved)
+
+
 def test_updated_feed_values_carry_update_times_and_empty_properties(tiny: WorklogSite) -> None:
     since = ms(BASE + timedelta(days=2))
     with tiny.client("ann") as ann:

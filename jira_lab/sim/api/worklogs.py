@@ -132,7 +132,7 @@ def _feed(
     }
 
 
-_STAMP = attrgetter("id", "updated")
+_UPDATED = attrgetter("updated")
 #: feed changes in order: by time, then worklog id (never by the item, which does not compare)
 _BY_TIME = itemgetter(0, 1)
 
@@ -140,23 +140,17 @@ _BY_TIME = itemgetter(0, 1)
 def _worklogs_by_update(site: Site) -> list[tuple[int, int, Worklog]]:
     """Every worklog as ``(updated in epoch ms, id, worklog)``, oldest first.
 
-    The feed is read a page at a time, so the order is kept in ``site.derived`` and reused while every worklog's
-    id and update time are what they were when it was made (comparing those is much cheaper than sorting again).
+    The feed is read a page at a time, so the order is kept in ``site.derived`` and reused while the site holds the
+    same worklog objects with the same update times (tests set those directly). Both lists compare by identity first,
+    so checking them costs far less than sorting again.
     """
-    every = itertools.chain.from_iterable(issue.worklogs for issue in site.issues.values())
-    stamp = list(map(_STAMP, every))
+    every = list(itertools.chain.from_iterable(issue.worklogs for issue in site.issues.values()))
+    updated = list(map(_UPDATED, every))
     kept = site.derived.get("worklogs_by_update")
-    if kept is not None and kept[0] == stamp:
-        return cast(list[tuple[int, int, Worklog]], kept[1])
-    ordered = sorted(
-        (
-            (epoch_ms(worklog.updated), worklog.id, worklog)
-            for issue in site.issues.values()
-            for worklog in issue.worklogs
-        ),
-        key=_BY_TIME,
-    )
-    site.derived["worklogs_by_update"] = (stamp, ordered)
+    if kept is not None and kept[0] == every and kept[1] == updated:
+        return cast(list[tuple[int, int, Worklog]], kept[2])
+    ordered = sorted(((epoch_ms(worklog.updated), worklog.id, worklog) for worklog in every), key=_BY_TIME)
+    site.derived["worklogs_by_update"] = (every, updated, ordered)
     return ordered
 
 
