@@ -69,7 +69,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
@@ -473,7 +473,7 @@ class _Loader:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jira-lab-duckdb")
         self._framer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jira-lab-frames")
         self._framing = FramingProcess(self._framer, enabled=framing_process)
-        self._page_queue: list[tuple[IssuePage, asyncio.Future[tuple[int, int, int]]]] = []
+        self._page_queue: list[tuple[IssuePage, asyncio.Future[None]]] = []
         self._committer: asyncio.Future[None] | None = None
         self.started = datetime.now(UTC)
         self.picker_fields: list[str] = []
@@ -1118,11 +1118,7 @@ class _Loader:
             extra = await _gather_or_cancel([*comment_jobs, *worklog_jobs])
             extra_comments = [item for found in extra[: len(comment_jobs)] for item in found]
             extra_worklogs = [item for found in extra[len(comment_jobs) :] for item in found]
-            comment_frame = await self.frame(comments.comments_frame, extra_comments, site_id=self.site_id)
-            worklog_frame = await self.frame(worklog_resources.worklogs_frame, extra_worklogs, site_id=self.site_id)
-            authors = await self.frame(
-                users.user_details_frame, [*extra_comments, *extra_worklogs], site_id=self.site_id
-            )
+            page = await self.frame(issue_page_to_commit, frames, extra_comments, extra_worklogs, site_id=self.site_id)
             deferred: dict[int, int] = {}
             if defer and worklog_ids:
                 totals = dict(
@@ -1141,10 +1137,10 @@ class _Loader:
             if cursor:
                 position[0] = page_position(frames.issues["updated"].to_list(), self.started, position[0])
                 cursors = self.walk_cursors(project_ids, position[0], partial=True)
-            commit = self.commit_page(IssuePage(frames, comment_frame, worklog_frame, authors, deferred, cursors))
+            commit = self.commit_page(replace(page, deferred_worklogs=deferred, cursors=cursors))
             queued.set_result(None)
-            counts = await commit
-            for resource, count in zip(("issues", "comments", "worklogs"), counts, strict=True):
+            await commit
+            for resource, count in zip(("issues", "comments", "worklogs"), page.counts, strict=True):
                 self.progress.advance(resource, count)
             if len(self.db_side.pending_changelogs) - len(self.db_side.taken_changelogs) >= CHANGELOG_CHUNK:
                 self._changelog_wakeup.set()
@@ -1153,9 +1149,9 @@ class _Loader:
                 queued.set_exception(RuntimeError("an earlier page of this walk failed"))
             gate.release()
 
-    def commit_page(self, page: IssuePage) -> asyncio.Future[tuple[int, int, int]]:
+    def commit_page(self, page: IssuePage) -> asyncio.Future[None]:
         """Queue a page for the committer, which writes whatever is queued in one transaction."""
-        done: asyncio.Future[tuple[int, int, int]] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._page_queue.append((page, done))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.ensure_future(self._commit_queued())
@@ -1166,7 +1162,7 @@ class _Loader:
             batch = self._page_queue[:MAX_PAGES_PER_COMMIT]
             del self._page_queue[: len(batch)]
             try:
-                counts = await self.db(self.db_side.write_issue_pages, [page for page, _ in batch], full=self.full)
+                await self.db(self.db_side.write_issue_pages, [page for page, _ in batch], full=self.full)
             except BaseException as error:
                 for _, done in [*batch, *self._page_queue]:
                     if not done.done():
@@ -1175,9 +1171,9 @@ class _Loader:
                 if not isinstance(error, Exception):
                     raise
                 return
-            for (_, done), count in zip(batch, counts, strict=True):
+            for _, done in batch:
                 if not done.done():
-                    done.set_result(count)
+                    done.set_result(None)
 
     async def frame(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Build frames on their own thread, beside the database writer (which releases the GIL in DuckDB)."""
@@ -1484,6 +1480,26 @@ class _Loader:
             "waited_seconds": round(stats.waited_seconds, 3),
             "refused": sorted(self.refusals),
         }
+
+
+def issue_page_to_commit(
+    frames: issues.SearchPageFrames,
+    extra_comments: list[dict[str, Any]],
+    extra_worklogs: list[dict[str, Any]],
+    *,
+    site_id: str,
+) -> IssuePage:
+    """A walk's page with what its per-issue reads brought, framed, and the issues, comments and worklogs it holds
+    (counted here, on the framer thread, rather than by the writer)."""
+    comment_frame = comments.comments_frame(extra_comments, site_id=site_id)
+    worklog_frame = worklog_resources.worklogs_frame(extra_worklogs, site_id=site_id)
+    authors = users.user_details_frame([*extra_comments, *extra_worklogs], site_id=site_id)
+    counts = (
+        frames.issues.height,
+        pl.concat([frames.comments["id"], comment_frame["id"]]).n_unique(),
+        pl.concat([frames.worklogs["id"], worklog_frame["id"]]).n_unique(),
+    )
+    return IssuePage(frames, comment_frame, worklog_frame, authors, {}, {}, counts)
 
 
 @contextlib.contextmanager

@@ -100,6 +100,8 @@ class IssuePage:
     extra_users: pl.DataFrame
     deferred_worklogs: dict[int, int]
     cursors: dict[str, str]
+    #: issues, comments and worklogs it holds
+    counts: tuple[int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,40 +409,33 @@ class LoadStore:
                 store.record_access(self.conn, load_id=self.current.load_id, **refusal.access_fields())
         return sum(self.rows.values()) - before
 
-    def write_issue_pages(self, pages: Sequence[IssuePage], *, full: bool) -> list[tuple[int, int, int]]:
+    def write_issue_pages(self, pages: Sequence[IssuePage], *, full: bool) -> None:
         """Commit pages of issues (in walk order) with everything they hold, in one transaction; queue the changelogs
         they need.
 
-        Returns:
-            Issues, comments and worklogs of each page.
+        One polars pass and one statement script (:func:`jira_lab.store.upsert_all`): this thread shares the
+        interpreter lock with the loader's busiest threads, and every hand-back costs it a wait.
         """
         every = [page.frames for page in pages]
-        issue_frame = pl.concat([f.issues for f in every], how="vertical_relaxed")
-        comment_frame = pl.concat(
-            [*(f.comments for f in every), *(page.extra_comments for page in pages)], how="vertical_relaxed"
+        issue_ids = [i for f in every for i in f.issues["id"].to_list()]
+        updated = [u for f in every for u in f.issues["updated"].to_list()]
+        comments = pl.concat(
+            [*(f.comments.lazy() for f in every), *(page.extra_comments.lazy() for page in pages)],
+            how="vertical_relaxed",
         )
-        worklog_frame = pl.concat(
-            [*(f.worklogs for f in every), *(page.extra_worklogs for page in pages)], how="vertical_relaxed"
+        worklogs = pl.concat(
+            [*(f.worklogs.lazy() for f in every), *(page.extra_worklogs.lazy() for page in pages)],
+            how="vertical_relaxed",
         )
-        totals = pl.concat([f.issue_totals for f in every], how="vertical_relaxed")
-        authors = pl.concat([*(f.user_details for f in every), *(page.extra_users for page in pages)])
-        field_values = pl.concat([f.issue_field_values for f in every], how="vertical_relaxed")
-        issue_ids = issue_frame["id"]
+        scope = pl.LazyFrame(
+            {"site_id": [self.site_id] * len(issue_ids), "issue_id": issue_ids},
+            schema={"site_id": pl.String, "issue_id": pl.Int64},
+        )
         cursors: dict[str, str] = {}
         for page in pages:
             cursors.update(page.cursors)  # a later page of the same walk is further on
         with store.transaction(self.conn):
-            needing = self._changelogs_needed(issue_frame, full=full)
-            self._upsert("issues", issue_frame)
-            self._upsert("comments", comment_frame)
-            self._upsert("worklogs", worklog_frame)
-            self._upsert("issue_totals", totals)
-            self._upsert("user_details", authors)
-            scope = pl.DataFrame(
-                {"site_id": pl.Series([self.site_id] * len(issue_ids), dtype=pl.String), "issue_id": issue_ids}
-            )
-            self._replace("issue_field_values", field_values, scope)
-            self._sight_many({"issue": issue_ids, "comment": comment_frame["id"], "worklog": worklog_frame["id"]})
+            needing = self._changelogs_needed(issue_ids, updated, full=full)
             if needing:
                 self.pending_changelogs.update(needing)
                 cursors[PENDING_CHANGELOGS_CURSOR] = json.dumps(sorted(self.pending_changelogs))
@@ -448,62 +443,91 @@ class LoadStore:
             if deferred:
                 self.pending_worklogs.update(deferred)
                 cursors[PENDING_WORKLOGS_CURSOR] = json.dumps({str(k): v for k, v in self.pending_worklogs.items()})
-            self._cursors(cursors)
-        return [
-            (
-                page.frames.issues.height,
-                pl.concat([page.frames.comments["id"], page.extra_comments["id"]]).n_unique(),
-                pl.concat([page.frames.worklogs["id"], page.extra_worklogs["id"]]).n_unique(),
+            sightings = pl.concat(
+                [
+                    pl.LazyFrame(
+                        {"entity_kind": ["issue"] * len(issue_ids), "entity_id": [str(i) for i in issue_ids]},
+                        schema={"entity_kind": pl.String, "entity_id": pl.String},
+                    ),
+                    comments.select(
+                        pl.lit("comment").alias("entity_kind"), pl.col("id").cast(pl.String).alias("entity_id")
+                    ),
+                    worklogs.select(
+                        pl.lit("worklog").alias("entity_kind"), pl.col("id").cast(pl.String).alias("entity_id")
+                    ),
+                ]
             )
-            for page in pages
-        ]
-
-    def _sight_many(self, sightings: Mapping[str, pl.Series]) -> None:
-        """Record sightings of several kinds in one merge (see :func:`jira_lab.store.record_sightings`)."""
-        parts = [
-            pl.DataFrame(
-                {"entity_kind": pl.Series([kind] * len(ids), dtype=pl.String), "entity_id": ids.cast(pl.String)}
+            written = store.upsert_all(
+                self.conn,
+                [
+                    ("issues", pl.concat([f.issues.lazy() for f in every], how="vertical_relaxed")),
+                    ("comments", comments),
+                    ("worklogs", worklogs),
+                    ("issue_totals", pl.concat([f.issue_totals.lazy() for f in every], how="vertical_relaxed")),
+                    (
+                        "user_details",
+                        pl.concat(
+                            [*(f.user_details.lazy() for f in every), *(page.extra_users.lazy() for page in pages)]
+                        ),
+                    ),
+                    (
+                        "issue_field_values",
+                        pl.concat([f.issue_field_values.lazy() for f in every], how="vertical_relaxed"),
+                    ),
+                ],
+                scopes={"issue_field_values": scope},
+                then=[self._sightings_statement(sightings), self._cursors_statement(cursors)],
             )
-            for kind, ids in sightings.items()
-            if len(ids)
-        ]
-        if not parts:
-            return
-        for kind in sightings:
-            if kind not in schema.ENTITY_TABLES:
-                raise ValueError(f"unknown entity kind {kind!r}")
-        batch = pl.concat(parts).unique()
-        run = self.current
-        with store.registered(self.conn, batch) as name:
-            self.conn.execute(
-                "INSERT INTO _jira_lab_sightings (site_id, principal_id, entity_kind, entity_id, first_seen_load, "
-                f"last_seen_load) SELECT $site, $principal, entity_kind, entity_id, $load, $load FROM {name} "
-                "ON CONFLICT (site_id, principal_id, entity_kind, entity_id) DO UPDATE SET "
-                "last_seen_load = greatest(_jira_lab_sightings.last_seen_load, excluded.last_seen_load)",
-                {"site": self.site_id, "principal": self.me, "load": run.load_id},
-            ).fetchall()
+            self.rows.update(written)
 
-    def _cursors(self, cursors: Mapping[str, str]) -> None:
-        """Set several cursors in one statement (see :func:`jira_lab.store.set_cursor`)."""
-        if not cursors:
-            return
+    def _sightings_statement(self, sightings: pl.LazyFrame) -> store.Statement:
+        """Sightings (``entity_kind``, ``entity_id`` as text) of this load, as a statement of one merge (see
+        :func:`jira_lab.store.record_sightings`)."""
         run = self.current
-        batch = pl.DataFrame(
-            {"resource": list(cursors), "cursor_value": list(cursors.values())},
-            schema={"resource": pl.String, "cursor_value": pl.String},
+        frame = sightings.unique().with_columns(
+            pl.lit(self.site_id).alias("site_id"),
+            pl.lit(self.me).alias("principal_id"),
+            pl.lit(run.load_id).alias("load"),
         )
-        with store.registered(self.conn, batch) as name:
-            self.conn.execute(
-                "INSERT INTO _jira_lab_cursors SELECT $site, $principal, resource, cursor_value, $load, $now "
-                f"FROM {name} ON CONFLICT (site_id, principal_id, resource) DO UPDATE SET "
-                "cursor_value = excluded.cursor_value, load_id = excluded.load_id, updated_at = excluded.updated_at",
-                {"site": self.site_id, "principal": self.me, "load": run.load_id, "now": datetime.now(UTC)},
-            ).fetchall()
+        return store.Statement(
+            "INSERT INTO _jira_lab_sightings (site_id, principal_id, entity_kind, entity_id, first_seen_load, "
+            "last_seen_load) SELECT site_id, principal_id, entity_kind, entity_id, load, load FROM {source} "
+            "ON CONFLICT (site_id, principal_id, entity_kind, entity_id) DO UPDATE SET "
+            "last_seen_load = greatest(_jira_lab_sightings.last_seen_load, excluded.last_seen_load)",
+            frame,
+        )
 
-    def _changelogs_needed(self, issue_frame: pl.DataFrame, *, full: bool) -> list[int]:
+    def _cursors_statement(self, cursors: Mapping[str, str]) -> store.Statement:
+        """Cursors to set, as a statement of one merge (see :func:`jira_lab.store.set_cursor`)."""
+        frame = pl.DataFrame(
+            {
+                "resource": list(cursors),
+                "cursor_value": list(cursors.values()),
+                "site_id": self.site_id,
+                "principal_id": self.me,
+                "load_id": self.current.load_id,
+                "updated_at": datetime.now(UTC),
+            },
+            schema={
+                "resource": pl.String,
+                "cursor_value": pl.String,
+                "site_id": pl.String,
+                "principal_id": pl.String,
+                "load_id": pl.Int64,
+                "updated_at": pl.Datetime("us", "UTC"),
+            },
+        )
+        return store.Statement(
+            "INSERT INTO _jira_lab_cursors (site_id, principal_id, resource, cursor_value, load_id, updated_at) "
+            "SELECT site_id, principal_id, resource, cursor_value, load_id, updated_at FROM {source} "
+            "ON CONFLICT (site_id, principal_id, resource) DO UPDATE SET cursor_value = excluded.cursor_value, "
+            "load_id = excluded.load_id, updated_at = excluded.updated_at",
+            frame,
+        )
+
+    def _changelogs_needed(self, ids: list[int], updated: list[datetime], *, full: bool) -> list[int]:
         """Issues of a page whose changelog must be read: new to this principal or changed (every one on a full run,
         once)."""
-        ids = issue_frame["id"].to_list()
         run = self.current
         window = run.run_start if full else run.base
         rows = self.conn.execute(
@@ -515,9 +539,9 @@ class LoadStore:
         ).fetchall()
         stored = {int(i): (updated, seen) for i, updated, seen in rows}
         needing = []
-        for issue_id, updated in zip(ids, issue_frame["updated"].to_list(), strict=True):
+        for issue_id, moment in zip(ids, updated, strict=True):
             old = stored.get(int(issue_id))
-            if old is None or old[1] is None or old[1] < window or (not full and old[0] != updated):
+            if old is None or old[1] is None or old[1] < window or (not full and old[0] != moment):
                 needing.append(int(issue_id))
         return needing
 

@@ -32,7 +32,7 @@ import os
 import re
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -354,20 +354,7 @@ def conform(table: str | Table, frame: Frame, *, require_key: bool = True) -> pl
     """
     declared = table if isinstance(table, Table) else schema.table(table)
     batch = _as_polars(frame)
-    unknown = [name for name in batch.columns if not declared.has_column(name)]
-    if unknown:
-        raise ValueError(f"{declared.name} has no columns {unknown}; its columns are {list(declared.column_names)}")
-    missing_key = [name for name in declared.primary_key if name not in batch.columns]
-    if require_key and missing_key:
-        raise ValueError(f"a batch for {declared.name} needs its primary key columns {missing_key}")
-    casts: dict[str, pl.DataType] = {}
-    for name, dtype in batch.schema.items():
-        target = declared.column(name).type.polars
-        if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
-            raise ValueError(f"{declared.name}.{name} holds naive datetimes; give them a time zone (UTC)")
-        if dtype != target:
-            casts[name] = target
-    for name, target in casts.items():
+    for name, target in _casts(declared, batch.schema, require_key=require_key).items():
         try:
             batch = batch.with_columns(pl.col(name).cast(target, strict=True))
         except pl.exceptions.PolarsError as error:
@@ -379,17 +366,34 @@ def conform(table: str | Table, frame: Frame, *, require_key: bool = True) -> pl
     return batch
 
 
+def _casts(declared: Table, columns: pl.Schema, *, require_key: bool) -> dict[str, pl.DataType]:
+    """The casts that bring ``columns`` to the declared dtypes, after checking names, key and time zones."""
+    unknown = [name for name in columns if not declared.has_column(name)]
+    if unknown:
+        raise ValueError(f"{declared.name} has no columns {unknown}; its columns are {list(declared.column_names)}")
+    missing_key = [name for name in declared.primary_key if name not in columns]
+    if require_key and missing_key:
+        raise ValueError(f"a batch for {declared.name} needs its primary key columns {missing_key}")
+    casts: dict[str, pl.DataType] = {}
+    for name, dtype in columns.items():
+        target = declared.column(name).type.polars
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
+            raise ValueError(f"{declared.name}.{name} holds naive datetimes; give them a time zone (UTC)")
+        if dtype != target:
+            casts[name] = target
+    return casts
+
+
 def _merge_sql(declared: Table, columns: Sequence[str], source: str) -> str:
-    """``INSERT ... ON CONFLICT DO UPDATE`` of ``columns`` from ``source``; an upserted row is live again."""
+    """``INSERT ... ON CONFLICT DO UPDATE`` of ``columns`` from ``source`` (a quoted name); an upserted row is live
+    again."""
     names = ", ".join(quote(name) for name in columns)
     assignments = [f"{quote(name)} = excluded.{quote(name)}" for name in columns if name not in declared.primary_key]
     if declared.tracks_deletion:
         assignments += [f"{quote(name)} = NULL" for name in ("deleted_at", "deleted_reason") if name not in columns]
     key = ", ".join(quote(name) for name in declared.primary_key)
     action = f"DO UPDATE SET {', '.join(assignments)}" if assignments else "DO NOTHING"
-    return (
-        f"INSERT INTO {quote(declared.name)} ({names}) SELECT {names} FROM {quote(source)} ON CONFLICT ({key}) {action}"
-    )
+    return f"INSERT INTO {quote(declared.name)} ({names}) SELECT {names} FROM {source} ON CONFLICT ({key}) {action}"
 
 
 def upsert(conn: Connection, table: str, frame: Frame) -> int:
@@ -417,7 +421,7 @@ def upsert(conn: Connection, table: str, frame: Frame) -> int:
         return 0
     batch = batch.unique(subset=list(declared.primary_key), keep="last", maintain_order=True)
     with registered(conn, batch) as source, transaction(conn):
-        _run(conn, _merge_sql(declared, batch.columns, source))
+        _run(conn, _merge_sql(declared, batch.columns, quote(source)))
     return batch.height
 
 
@@ -451,8 +455,115 @@ def replace_rows(conn: Connection, table: str, frame: Frame, *, scope: Frame) ->
         _run(conn, f"DELETE FROM {quote(declared.name)} USING {quote(scope_source)} AS s WHERE {match}")
         if not batch.is_empty():
             with registered(conn, batch) as source:
-                _run(conn, _merge_sql(declared, batch.columns, source))
+                _run(conn, _merge_sql(declared, batch.columns, quote(source)))
     return batch.height
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One more statement for :func:`upsert_all` to run: SQL that reads ``frame`` as ``{source}``."""
+
+    sql: str
+    frame: Frame
+
+
+def upsert_all(
+    conn: Connection,
+    batches: Sequence[tuple[str, Frame]],
+    *,
+    scopes: Mapping[str, Frame] | None = None,
+    then: Sequence[Statement] = (),
+) -> dict[str, int]:
+    """:func:`upsert` several tables' batches (or :func:`replace_rows`, for a table given a scope), then ``then``:
+    with one polars pass over every frame and one DuckDB ``execute`` of every statement.
+
+    For a thread that writes while other threads run Python, as a load's writer does: each polars operation and
+    each statement hands the interpreter lock back, and getting it again means waiting for another thread's turn.
+    A commit of a load's search pages took some fifty such turns one statement at a time, and now takes two.
+
+    Args:
+        conn: from :func:`connect`, after :func:`ensure_schema`.
+        batches: ``(table, frame)`` pairs, written in this order (a table at most once).
+        scopes: for tables whose rows are replaced, the parents whose rows go (see :func:`replace_rows`).
+        then: statements run after the writes, in the same transaction.
+
+    Returns:
+        Rows written per table (after dropping duplicate keys).
+
+    Raises:
+        ValueError: a batch :func:`conform` would refuse, a table given twice, or rows outside their scope.
+    """
+    scopes = scopes or {}
+    tables = [schema.table(name) for name, _ in batches]
+    if len({table.name for table in tables}) < len(tables):
+        raise ValueError("each table may come once in upsert_all")
+    unknown_scopes = set(scopes) - {table.name for table in tables}
+    if unknown_scopes:
+        raise ValueError(f"scopes for tables without a batch: {sorted(unknown_scopes)}")
+    plans: list[pl.LazyFrame] = []
+    checks: list[pl.LazyFrame] = []
+    for declared, (_, frame) in zip(tables, batches, strict=True):
+        batch = _lazy(frame)
+        batch = batch.with_columns(
+            pl.col(name).cast(target, strict=True)
+            for name, target in _casts(declared, batch.collect_schema(), require_key=True).items()
+        )
+        key = list(declared.primary_key)
+        checks.append(batch.select(pl.any_horizontal(pl.col(key).is_null()).sum().alias("null_keys")))
+        if declared.name in scopes:
+            scope = _lazy(scopes[declared.name])
+            scope = scope.with_columns(
+                pl.col(name).cast(target, strict=True)
+                for name, target in _casts(declared, scope.collect_schema(), require_key=False).items()
+            ).unique()
+            keys = scope.collect_schema().names()
+            outside = batch.join(scope, on=keys, how="anti", nulls_equal=False).select(pl.len().alias("outside"))
+            plans.append(scope)
+            checks.append(outside)
+        plans.append(batch.unique(subset=key, keep="last", maintain_order=True))
+    extra = [_lazy(statement.frame) for statement in then]
+    try:
+        collected = pl.collect_all([*plans, *checks, *extra])
+    except pl.exceptions.PolarsError as error:
+        raise ValueError(f"cannot write these batches to {[t.name for t in tables]}: {error}") from None
+    frames = collected[: len(plans)]
+    counts = collected[len(plans) : len(plans) + len(checks)]
+    extra_frames = collected[len(plans) + len(checks) :]
+    written: dict[str, int] = {}
+    script: list[str] = []
+    frames_left = iter(frames)
+    counts_left = iter(count.item() for count in counts)
+    with ExitStack() as stack:
+
+        def source(frame: pl.DataFrame) -> str:
+            """The frame registered for the script's run (a quoted name)."""
+            return quote(stack.enter_context(registered(conn, frame)))
+
+        for declared in tables:
+            null_keys = next(counts_left)
+            if null_keys:
+                raise ValueError(f"{null_keys} rows for {declared.name} have a null in the primary key")
+            if declared.name in scopes:
+                parents, outside = next(frames_left), next(counts_left)
+                if outside:
+                    raise ValueError(f"{outside} rows for {declared.name} are outside the scope {parents.columns}")
+                if not parents.is_empty():
+                    match = " AND ".join(f"{quote(declared.name)}.{quote(c)} = s.{quote(c)}" for c in parents.columns)
+                    script.append(f"DELETE FROM {quote(declared.name)} USING {source(parents)} AS s WHERE {match}")
+            rows = next(frames_left)
+            written[declared.name] = rows.height
+            if not rows.is_empty():
+                script.append(_merge_sql(declared, rows.columns, source(rows)))
+        for statement, frame in zip(then, extra_frames, strict=True):
+            script.append(statement.sql.format(source=source(frame)))
+        if script:
+            with transaction(conn):
+                _run(conn, ";\n".join(script))
+    return written
+
+
+def _lazy(frame: Frame) -> pl.LazyFrame:
+    return frame if isinstance(frame, pl.LazyFrame) else _as_polars(frame).lazy()
 
 
 def mark_deleted(

@@ -49,6 +49,13 @@ def user_details(call: Call, account_id: str | None) -> dict[str, Any] | None:
     """
     if account_id is None:
         return None
+    rendered = call.rendered_users.get(account_id)
+    if rendered is None:
+        rendered = call.rendered_users[account_id] = _user_details(call, account_id)
+    return rendered
+
+
+def _user_details(call: Call, account_id: str) -> dict[str, Any]:
     user = call.site.users.get(account_id)
     if user is None:
         return {"accountId": "unknown", "active": False, "displayName": "Former user", "accountType": "unknown"}
@@ -68,8 +75,7 @@ def user_details(call: Call, account_id: str | None) -> dict[str, Any] | None:
 
 def user_json(call: Call, user: User) -> dict[str, Any]:
     """The ``User`` shape of the user endpoints (a superset of ``UserDetails``)."""
-    details = user_details(call, user.account_id)
-    assert details is not None
+    details = _user_details(call, user.account_id)
     details["locale"] = user.locale
     if user.account_type == "app":
         details["appType"] = "service"

@@ -69,6 +69,9 @@ class Call:
     site_url: str
     #: origin + prefix the request came through, to build ``nextPage`` links the caller can follow
     api_base: str
+    #: ``UserDetails`` rendered for this answer, by account id: a large answer embeds the same few authors thousands
+    #: of times (shared, not copied: nothing changes them once rendered)
+    rendered_users: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- query parameters ------------------------------------------------------------------------------------
     def query(self, name: str) -> str | None:
