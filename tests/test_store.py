@@ -619,3 +619,77 @@ def test_times_are_read_back_in_utc(conn: duckdb.DuckDBPyConnection) -> None:
     read = store.read_table(conn, "comments")
     assert read.schema["created"] == pl.Datetime("us", "UTC")
     assert read["created"].to_list() == [T0]
+
+
+# -- several tables at once --------------------------------------------------------------------------------------
+def test_upsert_all_writes_what_upsert_and_replace_rows_write_one_by_one(conn: duckdb.DuckDBPyConnection) -> None:
+    other = duckdb.connect()
+    store.ensure_schema(other)
+    for target in (conn, other):
+        store.upsert(target, "comments", comments((1, "one"), (2, "two")))
+        store.upsert(target, "group_members", members(("g1", "ann"), ("g2", "cy"), ("g3", "dee")))
+    batch = comments((2, "two, edited"), (3, "three"), (3, "three, last"))
+    replaced = members(("g1", "bob"), ("g1", "eve"))
+    scope = pl.DataFrame({"site_id": [SITE, SITE], "group_id": ["g1", "g2"]})
+    note = pl.DataFrame({"site_id": [SITE], "group_id": ["g9"], "name": ["written after"]})
+
+    written = store.upsert_all(
+        conn,
+        [("comments", batch.lazy()), ("group_members", replaced)],
+        scopes={"group_members": scope},
+        then=[store.Statement("INSERT INTO groups (site_id, group_id, name) SELECT * FROM {source}", note)],
+    )
+    assert written == {"comments": 2, "group_members": 2}
+    store.upsert(other, "comments", batch)
+    store.replace_rows(other, "group_members", replaced, scope=scope)
+    for sql in ("SELECT * FROM comments ORDER BY id", "SELECT * FROM group_members ORDER BY ALL"):
+        assert rows_of(conn, sql) == rows_of(other, sql)
+    assert rows_of(conn, "SELECT group_id, name FROM groups") == [("g9", "written after")]
+    assert rows_of(conn, "SELECT count(*) FROM duckdb_views() WHERE view_name LIKE '_jira_lab_batch%'") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("batches", "scopes", "message"),
+    [
+        (
+            [("comments", pl.DataFrame({"site_id": [SITE, SITE], "id": [1, None]}))],
+            {},
+            "1 rows for comments have a null",
+        ),
+        ([("comments", pl.DataFrame({"site_id": [SITE], "id": ["one"]}))], {}, "cannot write these batches"),
+        ([("comments", pl.DataFrame({"site_id": [SITE], "id": [1], "body": ["x"]}))], {}, "has no columns"),
+        ([("comments", comments((1, "x"))), ("comments", comments((2, "y")))], {}, "each table may come once"),
+        ([("comments", comments((1, "x")))], {"projects": pl.DataFrame({"site_id": [SITE]})}, "scopes for tables"),
+        (
+            [("group_members", members(("g1", "ann"), ("g2", "bob")))],
+            {"group_members": pl.DataFrame({"site_id": [SITE], "group_id": ["g1"]})},
+            "1 rows for group_members are outside the scope",
+        ),
+    ],
+)
+def test_upsert_all_refuses_bad_batches_and_writes_none_of_them(
+    conn: duckdb.DuckDBPyConnection,
+    batches: list[tuple[str, pl.DataFrame]],
+    scopes: dict[str, pl.DataFrame],
+    message: str,
+) -> None:
+    store.upsert(conn, "group_members", members(("g1", "zoe")))
+    with pytest.raises(ValueError, match=message):
+        store.upsert_all(
+            conn, [*batches, ("groups", pl.DataFrame({"site_id": [SITE], "group_id": ["g1"]}))], scopes=scopes
+        )
+    assert rows_of(conn, "SELECT count(*) FROM comments") == [(0,)]
+    assert rows_of(conn, "SELECT count(*) FROM groups") == [(0,)]
+    assert rows_of(conn, "SELECT account_id FROM group_members") == [("zoe",)]
+
+
+def test_upsert_all_rolls_back_every_table_when_a_statement_fails(conn: duckdb.DuckDBPyConnection) -> None:
+    with pytest.raises(duckdb.Error):
+        store.upsert_all(
+            conn,
+            [("comments", comments((1, "x"))), ("groups", pl.DataFrame({"site_id": [SITE], "group_id": ["g1"]}))],
+            then=[store.Statement("INSERT INTO no_such_table SELECT * FROM {source}", comments((2, "y")))],
+        )
+    assert rows_of(conn, "SELECT count(*) FROM comments") == [(0,)]
+    assert rows_of(conn, "SELECT count(*) FROM groups") == [(0,)]
+    assert rows_of(conn, "SELECT count(*) FROM duckdb_views() WHERE view_name LIKE '_jira_lab_batch%'") == [(0,)]
