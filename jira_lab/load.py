@@ -20,7 +20,10 @@ What a load fetches, and how cheaply (``shared/reference/jira-endpoints.md``):
   cursor. The **permission model** (users, groups and members, application roles, projects, roles and actors,
   permission schemes and grants, issue security, fields, the principal's own permissions) is read whole on a first
   or full load, and afterwards only where the audit log says something changed (users, projects, fields are always
-  re-read: a page or two each). Independent resources run concurrently within the client's cap.
+  re-read: a page or two each). Independent resources run concurrently within the client's cap, by priority
+  (:func:`~jira_lab.ratelimit.request_priority`): the chains of pages first (search walks, the worklog feed,
+  changelog chunks), then the per-issue reads that complete the pages waiting to be committed, then the permission
+  model.
 
 Sync semantics (what each load guarantees):
 
@@ -52,7 +55,9 @@ Sync semantics (what each load guarantees):
   drained, and what the interrupted part saw counts as seen. It ends with exactly the rows a clean load gives.
 * **One writer.** The file is opened for writing; a second process gets :class:`~jira_lab.errors.DatabaseLockedError`
   saying who holds it. DuckDB work (:class:`jira_lab.load_db.LoadStore`) runs on one dedicated thread and frames are
-  built on another, so fetching goes on while a batch is written.
+  built on another, so fetching goes on while a batch is written. Once a load has read 16 MB of search pages, they
+  are decoded and framed in a process of their own (:mod:`jira_lab.framing_process`), which leaves the interpreter
+  lock to the event loop and the writer.
 * **Progress and summary.** One bar per resource (:mod:`jira_lab.progress`), or quiet, or a callback; the figures
   (rows per table, requests, retries, 429s by reason, time) go to the load log (``_jira_lab_loads``) and come back as
   a :class:`LoadSummary`.

@@ -396,6 +396,12 @@ def _merge_sql(declared: Table, columns: Sequence[str], source: str) -> str:
     return f"INSERT INTO {quote(declared.name)} ({names}) SELECT {names} FROM {source} ON CONFLICT ({key}) {action}"
 
 
+def _delete_in_scope_sql(declared: Table, columns: Sequence[str], source: str) -> str:
+    """``DELETE`` of the rows whose ``columns`` match a row of ``source`` (a quoted name)."""
+    match = " AND ".join(f"{quote(declared.name)}.{quote(name)} = s.{quote(name)}" for name in columns)
+    return f"DELETE FROM {quote(declared.name)} USING {source} AS s WHERE {match}"
+
+
 def upsert(conn: Connection, table: str, frame: Frame) -> int:
     """Insert the rows of ``frame`` into ``table``, updating rows whose primary key exists, in one statement.
 
@@ -450,9 +456,8 @@ def replace_rows(conn: Connection, table: str, frame: Frame, *, scope: Frame) ->
     if outside.height:
         raise ValueError(f"{outside.height} rows for {declared.name} are outside the scope {parents.columns}")
     batch = batch.unique(subset=list(declared.primary_key), keep="last", maintain_order=True)
-    match = " AND ".join(f"{quote(declared.name)}.{quote(name)} = s.{quote(name)}" for name in parents.columns)
     with registered(conn, parents) as scope_source, transaction(conn):
-        _run(conn, f"DELETE FROM {quote(declared.name)} USING {quote(scope_source)} AS s WHERE {match}")
+        _run(conn, _delete_in_scope_sql(declared, parents.columns, quote(scope_source)))
         if not batch.is_empty():
             with registered(conn, batch) as source:
                 _run(conn, _merge_sql(declared, batch.columns, quote(source)))
@@ -478,8 +483,8 @@ def upsert_all(
     with one polars pass over every frame and one DuckDB ``execute`` of every statement.
 
     For a thread that writes while other threads run Python, as a load's writer does: each polars operation and
-    each statement hands the interpreter lock back, and getting it again means waiting for another thread's turn.
-    A commit of a load's search pages took some fifty such turns one statement at a time, and now takes two.
+    each statement hands the interpreter lock back, and getting it again may mean waiting for another thread's
+    turn. A commit of a load's search pages handed it back some fifty times one statement at a time; now a few.
 
     Args:
         conn: from :func:`connect`, after :func:`ensure_schema`.
@@ -548,8 +553,7 @@ def upsert_all(
                 if outside:
                     raise ValueError(f"{outside} rows for {declared.name} are outside the scope {parents.columns}")
                 if not parents.is_empty():
-                    match = " AND ".join(f"{quote(declared.name)}.{quote(c)} = s.{quote(c)}" for c in parents.columns)
-                    script.append(f"DELETE FROM {quote(declared.name)} USING {source(parents)} AS s WHERE {match}")
+                    script.append(_delete_in_scope_sql(declared, parents.columns, source(parents)))
             rows = next(frames_left)
             written[declared.name] = rows.height
             if not rows.is_empty():
