@@ -3,7 +3,8 @@
 A large load is bound by one core's worth of Python: the event loop (HTTP), the framer thread and the DuckDB writer
 thread take turns holding the interpreter lock, and search pages are most of the bytes a load decodes and frames
 (on the large simulated site, 260 MB of its 470 MB). Decoded and framed in another process, they leave the lock to
-the rest; what comes back (the frames, pickled as Arrow, and the page's ids) is a fraction of the size.
+the rest. What comes back (the frames, pickled as Arrow, and the page's ids) is about half the size of the answer
+and costs the loader little to unpickle.
 
 The process starts only once a load has read :data:`START_AFTER_BYTES` of search pages, so small loads (tests, the
 demo) never pay for starting it; pages are framed on the loader's framer thread until it is ready. If it dies, the

@@ -414,7 +414,7 @@ class LoadStore:
         they need.
 
         One polars pass and one statement script (:func:`jira_lab.store.upsert_all`): this thread shares the
-        interpreter lock with the loader's busiest threads, and every hand-back costs it a wait.
+        interpreter lock with the loader's busiest threads, and each hand-back may cost it a wait.
         """
         every = [page.frames for page in pages]
         issue_ids = [i for f in every for i in f.issues["id"].to_list()]
