@@ -686,10 +686,10 @@ def test_a_load_killed_mid_way_and_resumed_equals_a_clean_load(held: tuple[HeldC
 def figures_of_last_load(db: Path) -> dict[str, Any]:
     conn = store.connect(db, read_only=True)
     try:
-        options = conn.execute("SELECT options FROM _jira_lab_loads ORDER BY load_id DESC LIMIT 1").fetchall()[0][0]
+        last = conn.execute("SELECT max(load_id) FROM _jira_lab_loads").fetchall()[0][0]
+        return dict(store.get_load(conn, last).options["figures"])
     finally:
         conn.close()
-    return dict(json.loads(options)["figures"])
 
 
 @pytest.mark.parametrize("role", ["analyst", "technical_user"])

@@ -387,8 +387,8 @@ def walk_page_frames(
     comment_ids = set(truncated_issue_ids(issues, "comment"))
     worklog_ids = set(truncated_issue_ids(issues, "worklog")) if reread_worklogs else set()
     trimmed = [
-        without_embedded(issue, comments=_issue_id(issue) in comment_ids, worklogs=_issue_id(issue) in worklog_ids)
-        for issue in issues
+        without_embedded(issue, comments=issue_id in comment_ids, worklogs=issue_id in worklog_ids)
+        for issue, issue_id in zip(issues, map(_issue_id, issues), strict=True)
     ]
     return search_page_frames(trimmed, site_id=site_id, principal_id=principal_id, load_id=load_id)
 
