@@ -67,7 +67,8 @@ USER_AGENT = "jira-lab"
 
 Params = Mapping[str, Any]
 #: Turns a successful answer's body into the value a request returns, instead of decoding its JSON on the event
-#: loop (a loader frames its largest pages elsewhere). Raises :class:`~jira_lab.ratelimit.TruncatedBody` when the
+#: loop (a loader frames its largest pages elsewhere); it runs once the request's place under the concurrency cap is
+#: given back, so other requests go out while it waits. Raises :class:`~jira_lab.ratelimit.TruncatedBody` when the
 #: body does not parse, so that the request is sent again.
 Decoder = Callable[[bytes], Awaitable[Any]]
 
@@ -266,14 +267,20 @@ class JiraClient:
         async def attempt() -> Answer:
             response = await self._http.send(self._http.build_request(method, relative, **build_args))
             if decode is not None and 200 <= response.status_code < 300 and response.content.strip():
-                return Answer(response.status_code, response.headers, await decode(response.content))
+                return Answer(response.status_code, response.headers, response.content)  # for settle
             return _decode(response)
+
+        async def settle(answer: Answer) -> Answer:
+            if decode is None or not isinstance(answer.body, bytes):
+                return answer
+            return Answer(answer.status, answer.headers, await decode(answer.body))
 
         answer = await self.governor.run(
             attempt,
             endpoint=_endpoint_key(method, api_path),
             request=label,
             idempotent=is_idempotent(method, api_path) if idempotent is None else idempotent,
+            settle=settle if decode is not None else None,
         )
         if 200 <= answer.status < 300:
             return answer.body

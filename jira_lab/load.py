@@ -578,25 +578,30 @@ class _Loader:
         self.viewable_projects, self.visible_projects = base[0], base[1]
         known_projects = await self.db(self.db_side.known_projects)
         self.scope_projects = self.resolve_scope(known_projects)
-        audit_records = await audit_task
         new_projects = set(self.viewable_projects) - projects_seen
-        if self.full or first_load or audit_records is None:
-            plan = _Refresh.all()
-        else:
+
+        async def refresh_plan() -> _Refresh:
+            audit_records = await audit_task
+            if self.full or first_load or audit_records is None:
+                return _Refresh.all()
             plan = refresh_from_audit(audit_records)
             plan.add_projects(new_projects)
+            return plan
+
         access_before = self.run.cursor(ACCESS_CURSOR)
         self.covering = self.full or access_before is None
         lost_only = False
         if self.covering:
+            # a covering walk depends on nothing the audit log says: it starts while the log is still being read
             with request_priority(FAMILY_PRIORITY):
-                background.append(asyncio.ensure_future(self.refresh_access_families(plan)))
+                families = asyncio.ensure_future(self.refresh_families(refresh_plan()))
         else:
             # whether the walks may be incremental depends on the principal's own groups and roles
+            plan = await refresh_plan()
             await self.refresh_access_families(plan)
             self.covering, lost_only = await self.compare_access(access_before)
-        with request_priority(FAMILY_PRIORITY):
-            families = asyncio.ensure_future(self.refresh_other_families(plan))
+            with request_priority(FAMILY_PRIORITY):
+                families = asyncio.ensure_future(self.refresh_other_families(plan))
         drainer = asyncio.ensure_future(self.drain_changelogs())
         background += [families, drainer]
         if self.defers_worklogs:
@@ -748,6 +753,11 @@ class _Loader:
             # records read again because of the overlap were planned for by the load that first read them
             records = [r for r in records if (jira_time(r.get("created")) or until) > seen_until]
         return records
+
+    async def refresh_families(self, plan: Awaitable[_Refresh]) -> None:
+        """Every family the plan names, once it is known."""
+        ready = await plan
+        await asyncio.gather(self.refresh_access_families(ready), self.refresh_other_families(ready))
 
     async def refresh_access_families(self, plan: _Refresh) -> None:
         """Groups with their members and the project role actors: what the principal's own access is made of."""

@@ -376,7 +376,8 @@ class RequestStats:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """An HTTP answer whose body was read in full and decoded (JSON, text, or ``None`` when empty)."""
+    """An HTTP answer whose body was read in full and decoded (JSON, text, or ``None`` when empty), or left as its
+    bytes for a ``settle`` step (see :meth:`RateGovernor.run`)."""
 
     status: int
     headers: httpx.Headers
@@ -510,6 +511,7 @@ class RateGovernor:
         endpoint: str,
         request: str,
         idempotent: bool,
+        settle: Callable[[Answer], Awaitable[Answer]] | None = None,
     ) -> Answer:
         """Send a request through ``attempt`` until it succeeds, fails for good, or runs out of retries.
 
@@ -519,6 +521,9 @@ class RateGovernor:
             endpoint: the key its burst limit is kept under (Jira's is method + operation).
             request: ``"METHOD URL"`` with secrets masked, for events and errors.
             idempotent: whether it may be sent again.
+            settle: finishes a successful (2xx) answer once its place under the concurrency cap is given back,
+                for work that may wait (a large body decoded in another process) while other requests go out;
+                raises :class:`TruncatedBody` to have the request sent again.
 
         Returns:
             The last answer: a success, or the error answer to raise (retries exhausted or not retryable).
@@ -530,7 +535,7 @@ class RateGovernor:
         retries = 0
         quota_pauses = 0
         while True:
-            generation, outcome = await self._attempt_once(attempt, endpoint, request)
+            generation, outcome = await self._attempt_once(attempt, endpoint, request, settle)
             if isinstance(outcome, Exception):
                 if not idempotent or retries >= self.policy.max_retries:
                     raise JiraConnectionError(request, retries + 1, outcome) from outcome
@@ -594,9 +599,25 @@ class RateGovernor:
 
     # -- one attempt ---------------------------------------------------------------------------------------------
     async def _attempt_once(
-        self, attempt: Callable[[], Awaitable[Answer]], endpoint: str, request: str
+        self,
+        attempt: Callable[[], Awaitable[Answer]],
+        endpoint: str,
+        request: str,
+        settle: Callable[[Answer], Awaitable[Answer]] | None,
     ) -> tuple[int, Answer | Exception]:
         """One attempt; returns the endpoint's pace generation it was sent at, and its answer or lost-answer error."""
+        generation, outcome = await self._send_once(attempt, endpoint, request)
+        if settle is None or not isinstance(outcome, Answer) or not 200 <= outcome.status < 300:
+            return generation, outcome
+        try:
+            return generation, await settle(outcome)
+        except TruncatedBody as error:
+            self.stats.truncated_bodies += 1
+            return generation, error
+
+    async def _send_once(
+        self, attempt: Callable[[], Awaitable[Answer]], endpoint: str, request: str
+    ) -> tuple[int, Answer | Exception]:
         await self._wait_for_turn(endpoint, request)
         await self._slots.acquire(_priority.get())
         try:

@@ -7,6 +7,7 @@ event loop, a failed load resumed, and the ``jira-lab load`` command.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -230,6 +231,33 @@ async def test_the_blocking_load_works_inside_a_running_event_loop_like_a_notebo
     for summary in (blocking, awaited, facade):
         assert summary.status == "succeeded"
         assert summary.rows_per_table["issues"] == len(lab.site.issues)
+
+
+class AuditAfterSearch(httpx.AsyncBaseTransport):
+    """The cloud's transport, holding every audit-log answer until an issue search has been asked for."""
+
+    def __init__(self, cloud: SimCloud) -> None:
+        self.inner = cloud.transport()
+        self.searched = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/search/jql"):
+            self.searched.set()
+        elif "/auditing/record" in request.url.path:
+            await self.searched.wait()
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.anyio
+async def test_a_covering_load_walks_issues_while_the_audit_log_is_still_being_read(tmp_path: Path) -> None:
+    lab = Site()
+    transport = AuditAfterSearch(lab.cloud)
+    client = JiraClient("https://tiny.atlassian.net", auth=lab.auth(), transport=transport)
+    # a guard only: were the walk to wait for the audit log, the two would wait for each other
+    summary = await asyncio.wait_for(aload(tmp_path / "jira.duckdb", client, progress=False), timeout=30)
+    assert summary.status == "succeeded" and summary.covering
+    assert summary.rows_per_table["issues"] == len(lab.site.issues)
+    assert summary.rows_per_table["audit_records"] > 0
 
 
 def test_a_project_filter_loads_and_sweeps_only_those_projects(tmp_path: Path) -> None:

@@ -455,6 +455,66 @@ def test_the_concurrency_cap_holds_in_the_governor() -> None:
     assert gov.stats.max_in_flight == 3 and gov.stats.requests == 20
 
 
+def test_a_settle_step_runs_after_the_slot_is_given_back() -> None:
+    """The first request's settle step waits for the second request to be sent: with one slot, it can only finish
+    if its slot was given back before it settled."""
+    time = FakeTime()
+    gov, _ = governor(time, concurrency=1)
+    second_sent = asyncio.Event()
+    steps: list[str] = []
+
+    async def first() -> Answer:
+        steps.append("first sent")
+        return answer(200, body=b"raw")
+
+    async def second() -> Answer:
+        steps.append("second sent")
+        second_sent.set()
+        return answer(200, body=b"raw")
+
+    async def settle(got: Answer) -> Answer:
+        if not second_sent.is_set():
+            await second_sent.wait()
+        steps.append("settled")
+        return answer(got.status, body=got.body.decode())
+
+    async def scenario() -> tuple[Answer, Answer]:
+        return await asyncio.wait_for(
+            asyncio.gather(
+                gov.run(first, endpoint="e", request="GET /a", idempotent=True, settle=settle),
+                gov.run(second, endpoint="e", request="GET /b", idempotent=True, settle=settle),
+            ),
+            timeout=10,  # only a guard: with the slot held while settling, the two would wait for each other
+        )
+
+    answers = asyncio.run(scenario())
+    assert [a.body for a in answers] == ["raw", "raw"]
+    assert steps == ["first sent", "second sent", "settled", "settled"]
+
+
+def test_a_settle_step_that_finds_the_body_cut_sends_the_request_again_and_skips_error_answers() -> None:
+    time = FakeTime()
+    gov, _ = governor(time)
+    script = Script(time, [answer(200, body=b"{cut"), answer(200, body=b"{}"), answer(404, body={"errorMessages": []})])
+    settled: list[bytes] = []
+
+    async def settle(got: Answer) -> Answer:
+        settled.append(got.body)
+        if got.body == b"{cut":
+            raise TruncatedBody("cut")
+        return answer(got.status, body={})
+
+    async def two() -> tuple[Answer, Answer]:
+        ok = await gov.run(script, endpoint="e", request="GET /e", idempotent=True, settle=settle)
+        missing = await gov.run(script, endpoint="e", request="GET /e", idempotent=True, settle=settle)
+        return ok, missing
+
+    ok, missing = asyncio.run(two())
+    assert ok.body == {} and len(script.sent_at) == 3
+    assert gov.stats.truncated_bodies == 1 and gov.stats.requests == 3
+    assert missing.status == 404 and settled == [b"{cut", b"{}"]  # the 404 is not settled
+
+
 def _gated_requests(gov: RateGovernor, levels: list[int]) -> Callable[[], Coroutine[Any, Any, list[int]]]:
     """One request holding the only slot until ``gate`` is set, then one request per level queued in that order."""
     order: list[int] = []
