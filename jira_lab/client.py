@@ -262,10 +262,12 @@ class JiraClient:
         build_args: dict[str, Any] = {"params": params}
         if json is not None:
             build_args["json"] = json
-        label = f"{method} {mask_url(self._http.build_request(method, relative, **build_args).url)}"
+        # built once and sent again as it is on a retry (its body is bytes; the auth flow sets its header each time)
+        request = self._http.build_request(method, relative, **build_args)
+        label = f"{method} {mask_url(request.url)}"
 
         async def attempt() -> Answer:
-            response = await self._http.send(self._http.build_request(method, relative, **build_args))
+            response = await self._http.send(request)
             if decode is not None and 200 <= response.status_code < 300 and response.content.strip():
                 return Answer(response.status_code, response.headers, response.content)  # for settle
             return _decode(response)
