@@ -551,13 +551,27 @@ class LoadStore:
         return free
 
     def write_changelogs(self, issue_ids: list[int], frames: changelogs.ChangelogFrames) -> int:
+        """Commit some issues' changelogs, with their sightings, and take the issues off the pending list; in one
+        statement script, as :meth:`write_issue_pages` does."""
+        pending = self.pending_changelogs - set(issue_ids)
+        sightings = frames.histories.lazy().select(
+            pl.lit("changelog_history").alias("entity_kind"), pl.col("id").cast(pl.String).alias("entity_id")
+        )
         with store.transaction(self.conn):
-            self._upsert("changelog_histories", frames.histories)
-            self._upsert("changelog_items", frames.items)
-            self._upsert("user_details", frames.user_details)
-            self._sight("changelog_history", frames.histories["id"])
-            self.pending_changelogs.difference_update(issue_ids)
-            self._cursor(PENDING_CHANGELOGS_CURSOR, json.dumps(sorted(self.pending_changelogs)))
+            written = store.upsert_all(
+                self.conn,
+                [
+                    ("changelog_histories", frames.histories),
+                    ("changelog_items", frames.items),
+                    ("user_details", frames.user_details),
+                ],
+                then=[
+                    self._sightings_statement(sightings),
+                    self._cursors_statement({PENDING_CHANGELOGS_CURSOR: json.dumps(sorted(pending))}),
+                ],
+            )
+        self.rows.update(written)
+        self.pending_changelogs = pending
         self.taken_changelogs.difference_update(issue_ids)
         return frames.histories.height
 
