@@ -32,6 +32,7 @@ MOMENT = datetime(2021, 1, 17, 12, 34, tzinfo=UTC)
         "2021-01-17T14:34:00.000+0200",
         "2021-01-17T07:34:00-05:00",
         "2021-01-17T12:34:00",  # naive: UTC
+        " 2021-01-17T12:34:00.000+0000 ",
         1610886840,  # epoch seconds (the changelog/bulkfetch example)
         1610886840000,  # epoch milliseconds (the worklog feeds)
         "1610886840",
@@ -51,7 +52,7 @@ def test_a_bare_date_is_its_utc_midnight_and_absent_times_are_none() -> None:
     assert jira_time("") is None
 
 
-@pytest.mark.parametrize("value", ["yesterday", True, [2021], "2021-13-45T00:00:00"])
+@pytest.mark.parametrize("value", ["yesterday", True, [2021], "2021-13-45T00:00:00", "2021-", "1234-5"])
 def test_what_is_no_time_is_refused(value: object) -> None:
     with pytest.raises(ValueError):
         jira_time(value)
@@ -74,7 +75,8 @@ def test_ids_come_as_numbers_or_strings() -> None:
     assert to_int(10001.0) == 10001
     assert to_int(None) is None
     assert to_int("") is None
-    for bad in (True, "abc", 1.5, {"id": 1}):
+    assert to_int(" 42 ") == 42 and to_int("-7") == -7 and to_int("007") == 7
+    for bad in (True, "abc", 1.5, {"id": 1}, "²", "1 2", "+-3"):
         with pytest.raises(ValueError):
             to_int(bad)
 

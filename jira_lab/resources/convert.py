@@ -29,6 +29,11 @@ def to_int(value: Any) -> int | None:
     Raises:
         ValueError: a value that is not a whole number (a boolean, a non-numeric string ...).
     """
+    # the common cases first: a frame of a large load converts hundreds of thousands of ids
+    if type(value) is str and value.isdecimal():
+        return int(value)
+    if type(value) is int:
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -52,11 +57,14 @@ def jira_time(value: Any) -> datetime | None:
     Raises:
         ValueError: a value that is no such time.
     """
-    if value is None or value == "":
+    if type(value) is str and value[4:5] == "-":
+        # Jira's own strings (the common case): a date first, so no epoch number
+        moment = _from_iso(value.strip())
+    elif value is None or value == "":
         return None
-    if isinstance(value, bool):
+    elif isinstance(value, bool):
         raise ValueError(f"{value!r} is not a time")
-    if isinstance(value, datetime):
+    elif isinstance(value, datetime):
         moment = value
     elif isinstance(value, int | float):
         moment = _from_epoch(float(value))
