@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from jira_lab.resources.convert import is_mapping
+
 Node = Mapping[str, Any]
 
 BULLET = "- "
@@ -44,7 +46,7 @@ def adf_to_text(document: Any) -> str | None:
         return None
     if isinstance(document, str):
         return document
-    if not isinstance(document, Mapping):
+    if not is_mapping(document):
         raise ValueError(f"an ADF document is a JSON object, not {type(document).__name__}")
     if _is_inline(document):
         return _inline(document)
@@ -56,7 +58,7 @@ def adf_to_text(document: Any) -> str | None:
 
 def _attrs(node: Node) -> Mapping[str, Any]:
     attrs = node.get("attrs")
-    return attrs if isinstance(attrs, Mapping) else {}
+    return attrs if is_mapping(attrs) else {}
 
 
 def _mention(node: Node) -> str:
@@ -77,7 +79,7 @@ def _card(node: Node) -> str:
     if attrs.get("url"):
         return str(attrs["url"])
     data = attrs.get("data")
-    if isinstance(data, Mapping):
+    if is_mapping(data):
         return str(data.get("url") or data.get("name") or "")
     return ""
 
@@ -157,7 +159,7 @@ def _content(node: Node) -> Sequence[Node]:
     content = node.get("content")
     if not isinstance(content, list):
         return ()
-    return [child for child in content if isinstance(child, Mapping)]
+    return [child for child in content if is_mapping(child)]
 
 
 def _children(node: Node) -> str:

@@ -30,7 +30,7 @@ from jira_lab.client import Decoder, JiraClient
 from jira_lab.pagination import Page, search_pages
 from jira_lab.ratelimit import TruncatedBody
 from jira_lab.resources.comments import comment_row
-from jira_lab.resources.convert import account_id, jira_time, json_text, to_int
+from jira_lab.resources.convert import account_id, is_mapping, jira_time, json_text, to_int
 from jira_lab.resources.users import user_details_frame
 from jira_lab.resources.worklogs import worklog_row
 from jira_lab.schema import table
@@ -125,7 +125,7 @@ def picker_field_ids(fields: Iterable[Mapping[str, Any]] | pl.DataFrame) -> list
     found = []
     for field in fields:
         schema = field.get("schema")
-        if not field.get("custom") or not isinstance(schema, Mapping):
+        if not field.get("custom") or not is_mapping(schema):
             continue
         kind, items = schema.get("type"), schema.get("items")
         if kind in _PICKER_TYPES or (kind == "array" and items in _PICKER_TYPES):
@@ -139,8 +139,8 @@ def picker_field_ids(fields: Iterable[Mapping[str, Any]] | pl.DataFrame) -> list
 def _embedded(issue: Mapping[str, Any], collection: Collection) -> tuple[list[dict[str, Any]], int | None]:
     """The items embedded in the issue's ``comment``/``worklog`` field and the ``total`` Jira reported."""
     fields = issue.get("fields")
-    page = fields.get(collection) if isinstance(fields, Mapping) else None
-    if not isinstance(page, Mapping):
+    page = fields.get(collection) if is_mapping(fields) else None
+    if not is_mapping(page):
         return [], None
     items = page.get("comments" if collection == "comment" else "worklogs")
     return (list(items) if isinstance(items, list) else []), to_int(page.get("total"))
@@ -171,14 +171,14 @@ def _issue_id(issue: Mapping[str, Any]) -> int:
 
 def _ref(fields: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = fields.get(name)
-    return value if isinstance(value, Mapping) else {}
+    return value if is_mapping(value) else {}
 
 
 def issue_raw(issue: Mapping[str, Any]) -> dict[str, Any]:
     """The issue for its ``raw`` column: without the embedded comment and worklog pages and the changelog."""
     raw = {key: value for key, value in issue.items() if key != "changelog"}
     fields = issue.get("fields")
-    if isinstance(fields, Mapping):
+    if is_mapping(fields):
         raw["fields"] = {key: value for key, value in fields.items() if key not in ("comment", "worklog")}
     return raw
 
@@ -186,7 +186,7 @@ def issue_raw(issue: Mapping[str, Any]) -> dict[str, Any]:
 def issue_row(issue: Mapping[str, Any], *, site_id: str) -> dict[str, Any]:
     """One ``issues`` row of an ``IssueBean``."""
     fields = issue.get("fields")
-    fields = fields if isinstance(fields, Mapping) else {}
+    fields = fields if is_mapping(fields) else {}
     project, issue_type, status = _ref(fields, "project"), _ref(fields, "issuetype"), _ref(fields, "status")
     labels = fields.get("labels")
     return {
@@ -233,7 +233,7 @@ def issue_totals_frame(
                 "issue_id": _issue_id(issue),
                 "comment_total": _embedded(issue, "comment")[1],
                 "worklog_total": _embedded(issue, "worklog")[1],
-                "changelog_total": to_int(changelog.get("total")) if isinstance(changelog, Mapping) else None,
+                "changelog_total": to_int(changelog.get("total")) if is_mapping(changelog) else None,
                 "load_id": load_id,
             }
         )
@@ -242,7 +242,7 @@ def issue_totals_frame(
 
 def _picker_value(value: Any) -> tuple[str, str | None, str | None] | None:
     """(value type, id, name) of one user or group a picker field holds; ``None`` for anything else."""
-    if not isinstance(value, Mapping):
+    if not is_mapping(value):
         return None
     if "accountId" in value:
         return "user", account_id(value), value.get("displayName")
@@ -262,7 +262,7 @@ def issue_field_values_frame(issues: Iterable[Mapping[str, Any]], *, site_id: st
     rows = []
     for issue in issues:
         fields = issue.get("fields")
-        if not isinstance(fields, Mapping):
+        if not is_mapping(fields):
             continue
         issue_id = _issue_id(issue)
         for field_id, value in fields.items():
@@ -364,7 +364,7 @@ def without_embedded(issue: Mapping[str, Any], *, comments: bool, worklogs: bool
     """
     fields = issue.get("fields")
     dropped = [name for name, drop in (("comment", comments), ("worklog", worklogs)) if drop]
-    if not dropped or not isinstance(fields, Mapping):
+    if not dropped or not is_mapping(fields):
         return issue
     trimmed = dict(fields)
     for name in dropped:
