@@ -609,7 +609,7 @@ class _Loader:
             self._deferred_seen = len(self.db_side.pending_worklogs)
             self._feed_ahead = asyncio.ensure_future(self.read_feed_ahead(int(resumed) if resumed else 0))
             background.append(self._feed_ahead)
-        await self.walk_issues()
+        await _unless_one_fails(self.walk_issues(), background)
         if not self.covering:
             await self.sweep_issues()
         if lost_only:
@@ -1556,6 +1556,29 @@ async def _gather_or_cancel(jobs: Sequence[Awaitable[T]]) -> list[T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+async def _unless_one_fails(job: Awaitable[T], beside: Sequence[asyncio.Future[Any]]) -> T:
+    """Run ``job`` to its end, unless a task ``beside`` it fails first: then cancel ``job`` and raise that error.
+
+    A walk of a large site can take hours; the audit log or a part of the permission model failing beside it stops
+    the load at once (what the walk committed stays, for the next load to resume), not once the walk is over.
+    """
+    task = asyncio.ensure_future(job)
+    try:
+        while not task.done():
+            for other in beside:
+                error = other.exception() if other.done() and not other.cancelled() else None
+                if error is not None:
+                    raise error
+            await asyncio.wait(
+                {task, *(other for other in beside if not other.done())}, return_when=asyncio.FIRST_COMPLETED
+            )
+        return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def _stats_since(before: RequestStats, after: RequestStats) -> RequestStats:

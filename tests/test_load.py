@@ -260,6 +260,40 @@ async def test_a_covering_load_walks_issues_while_the_audit_log_is_still_being_r
     assert summary.rows_per_table["audit_records"] > 0
 
 
+class SearchHeld(httpx.AsyncBaseTransport):
+    """The cloud's transport, holding every issue search until the load gives it up."""
+
+    def __init__(self, cloud: SimCloud) -> None:
+        self.inner = cloud.transport()
+        self.never = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/search/jql"):
+            await self.never.wait()
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.anyio
+async def test_a_load_stops_at_once_when_the_audit_log_fails_beside_its_walks(tmp_path: Path) -> None:
+    audit_fails = ScriptedFault("GET", "/rest/api/3/auditing/record", 1, Fault.server_error(500))
+    lab = Site(faults=Faults(scripted=(audit_fails,)))
+    client = JiraClient(
+        "https://tiny.atlassian.net",
+        auth=lab.auth(),
+        transport=SearchHeld(lab.cloud),
+        retry=RetryPolicy(max_retries=0),
+    )
+    db = tmp_path / "jira.duckdb"
+    # a guard only: were the error to wait for the walks, the held searches would hold the load forever
+    with pytest.raises(JiraApiError, match="500") as raised:
+        await asyncio.wait_for(aload(db, client, progress=False), timeout=30)
+    assert "auditing/record" in str(raised.value)
+    conn = store.connect(db, read_only=True)
+    failed = store.get_load(conn, 1)
+    conn.close()
+    assert failed.status == "failed" and failed.error is not None and "auditing/record" in failed.error
+
+
 def test_a_project_filter_loads_and_sweeps_only_those_projects(tmp_path: Path) -> None:
     lab = Site()
     keys = sorted(p.key for p in lab.site.projects.values())
