@@ -233,44 +233,33 @@ async def test_the_blocking_load_works_inside_a_running_event_loop_like_a_notebo
         assert summary.rows_per_table["issues"] == len(lab.site.issues)
 
 
-class AuditAfterSearch(httpx.AsyncBaseTransport):
-    """The cloud's transport, holding every audit-log answer until an issue search has been asked for."""
+class Holding(httpx.AsyncBaseTransport):
+    """The cloud's transport, holding every request whose path ends with ``held`` until one whose path ends with
+    ``released_by`` has been sent (never, without one)."""
 
-    def __init__(self, cloud: SimCloud) -> None:
+    def __init__(self, cloud: SimCloud, held: str, released_by: str | None = None) -> None:
         self.inner = cloud.transport()
-        self.searched = asyncio.Event()
+        self.held, self.released_by = held, released_by
+        self.released = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/search/jql"):
-            self.searched.set()
-        elif "/auditing/record" in request.url.path:
-            await self.searched.wait()
+        if self.released_by is not None and request.url.path.endswith(self.released_by):
+            self.released.set()
+        elif request.url.path.endswith(self.held):
+            await self.released.wait()
         return await self.inner.handle_async_request(request)
 
 
 @pytest.mark.anyio
 async def test_a_covering_load_walks_issues_while_the_audit_log_is_still_being_read(tmp_path: Path) -> None:
     lab = Site()
-    transport = AuditAfterSearch(lab.cloud)
+    transport = Holding(lab.cloud, "/auditing/record", released_by="/search/jql")
     client = JiraClient("https://tiny.atlassian.net", auth=lab.auth(), transport=transport)
     # a guard only: were the walk to wait for the audit log, the two would wait for each other
     summary = await asyncio.wait_for(aload(tmp_path / "jira.duckdb", client, progress=False), timeout=30)
     assert summary.status == "succeeded" and summary.covering
     assert summary.rows_per_table["issues"] == len(lab.site.issues)
     assert summary.rows_per_table["audit_records"] > 0
-
-
-class SearchHeld(httpx.AsyncBaseTransport):
-    """The cloud's transport, holding every issue search until the load gives it up."""
-
-    def __init__(self, cloud: SimCloud) -> None:
-        self.inner = cloud.transport()
-        self.never = asyncio.Event()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/search/jql"):
-            await self.never.wait()
-        return await self.inner.handle_async_request(request)
 
 
 @pytest.mark.anyio
@@ -280,7 +269,7 @@ async def test_a_load_stops_at_once_when_the_audit_log_fails_beside_its_walks(tm
     client = JiraClient(
         "https://tiny.atlassian.net",
         auth=lab.auth(),
-        transport=SearchHeld(lab.cloud),
+        transport=Holding(lab.cloud, "/search/jql"),
         retry=RetryPolicy(max_retries=0),
     )
     db = tmp_path / "jira.duckdb"
