@@ -33,6 +33,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote_plus
@@ -272,17 +273,12 @@ class JiraClient:
                 return Answer(response.status_code, response.headers, response.content)  # for settle
             return _decode(response)
 
-        async def settle(answer: Answer) -> Answer:
-            if decode is None or not isinstance(answer.body, bytes):
-                return answer
-            return Answer(answer.status, answer.headers, await decode(answer.body))
-
         answer = await self.governor.run(
             attempt,
             endpoint=_endpoint_key(method, api_path),
             request=label,
             idempotent=is_idempotent(method, api_path) if idempotent is None else idempotent,
-            settle=settle if decode is not None else None,
+            settle=partial(_settled, decode) if decode is not None else None,
         )
         if 200 <= answer.status < 300:
             return answer.body
@@ -355,17 +351,36 @@ def gateway_base_url(cloud_id: str, api_url: str = GATEWAY_URL) -> str:
     return f"{api_url.rstrip('/')}/ex/jira/{cloud_id}"
 
 
+def json_body(content: bytes) -> Any:
+    """A successful answer's JSON body.
+
+    Raises:
+        TruncatedBody: the body does not parse: it was cut on the way, and the request is sent again.
+    """
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError as error:
+        raise TruncatedBody(str(error)) from error
+
+
 def _decode(response: httpx.Response) -> Answer:
     content = response.content
     if not content.strip():
         return Answer(response.status_code, response.headers, None)
+    if 200 <= response.status_code < 300:
+        return Answer(response.status_code, response.headers, json_body(content))
     try:
         body = orjson.loads(content)
-    except ValueError as error:
-        if 200 <= response.status_code < 300:
-            raise TruncatedBody(str(error)) from error
-        body = response.text
+    except orjson.JSONDecodeError:
+        body = response.text  # an error page that is not JSON: its text, for the message
     return Answer(response.status_code, response.headers, body)
+
+
+async def _settled(decode: Decoder, answer: Answer) -> Answer:
+    """The settle step of a request with a :data:`Decoder`: the body its attempt left as bytes, decoded."""
+    if not isinstance(answer.body, bytes):  # an empty body, already None
+        return answer
+    return Answer(answer.status, answer.headers, await decode(answer.body))
 
 
 def _is_scope_mismatch(answer: Answer) -> bool:

@@ -481,48 +481,15 @@ class LoadStore:
             self.rows.update(written)
 
     def _sightings_statement(self, sightings: pl.LazyFrame) -> store.Statement:
-        """Sightings (``entity_kind``, ``entity_id`` as text) of this load, as a statement of one merge (see
-        :func:`jira_lab.store.record_sightings`)."""
-        run = self.current
-        frame = sightings.unique().with_columns(
-            pl.lit(self.site_id).alias("site_id"),
-            pl.lit(self.me).alias("principal_id"),
-            pl.lit(run.load_id).alias("load"),
-        )
-        return store.Statement(
-            "INSERT INTO _jira_lab_sightings (site_id, principal_id, entity_kind, entity_id, first_seen_load, "
-            "last_seen_load) SELECT site_id, principal_id, entity_kind, entity_id, load, load FROM {source} "
-            "ON CONFLICT (site_id, principal_id, entity_kind, entity_id) DO UPDATE SET "
-            "last_seen_load = greatest(_jira_lab_sightings.last_seen_load, excluded.last_seen_load)",
-            frame,
+        """Sightings (``entity_kind``, ``entity_id`` as text) in this load, as one merge for the script."""
+        return store.sightings_statement(
+            sightings, site_id=self.site_id, principal_id=self.me, load_id=self.current.load_id
         )
 
     def _cursors_statement(self, cursors: Mapping[str, str]) -> store.Statement:
-        """Cursors to set, as a statement of one merge (see :func:`jira_lab.store.set_cursor`)."""
-        frame = pl.DataFrame(
-            {
-                "resource": list(cursors),
-                "cursor_value": list(cursors.values()),
-                "site_id": self.site_id,
-                "principal_id": self.me,
-                "load_id": self.current.load_id,
-                "updated_at": datetime.now(UTC),
-            },
-            schema={
-                "resource": pl.String,
-                "cursor_value": pl.String,
-                "site_id": pl.String,
-                "principal_id": pl.String,
-                "load_id": pl.Int64,
-                "updated_at": pl.Datetime("us", "UTC"),
-            },
-        )
-        return store.Statement(
-            "INSERT INTO _jira_lab_cursors (site_id, principal_id, resource, cursor_value, load_id, updated_at) "
-            "SELECT site_id, principal_id, resource, cursor_value, load_id, updated_at FROM {source} "
-            "ON CONFLICT (site_id, principal_id, resource) DO UPDATE SET cursor_value = excluded.cursor_value, "
-            "load_id = excluded.load_id, updated_at = excluded.updated_at",
-            frame,
+        """Cursors to set in this load, as one merge for the script."""
+        return store.cursors_statement(
+            cursors, site_id=self.site_id, principal_id=self.me, load_id=self.current.load_id
         )
 
     def _changelogs_needed(self, ids: list[int], updated: list[datetime], *, full: bool) -> list[int]:
@@ -537,7 +504,7 @@ class LoadStore:
             "WHERE i.site_id = ? AND i.id IN (SELECT unnest(?))",
             [self.me, self.site_id, ids],
         ).fetchall()
-        stored = {int(i): (updated, seen) for i, updated, seen in rows}
+        stored = {int(i): (stored_updated, seen) for i, stored_updated, seen in rows}
         needing = []
         for issue_id, moment in zip(ids, updated, strict=True):
             old = stored.get(int(issue_id))

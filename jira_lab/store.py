@@ -681,6 +681,12 @@ def get_cursor(conn: Connection, *, site_id: str, principal_id: str, resource: s
     return rows[0][0] if rows else None
 
 
+_CURSOR_CONFLICT = (
+    "ON CONFLICT (site_id, principal_id, resource) DO UPDATE SET cursor_value = excluded.cursor_value, "
+    "load_id = excluded.load_id, updated_at = excluded.updated_at"
+)
+
+
 def set_cursor(
     conn: Connection,
     *,
@@ -694,10 +700,37 @@ def set_cursor(
     """Set the cursor; call it in the :func:`transaction` that writes the rows it covers."""
     _run(
         conn,
-        "INSERT INTO _jira_lab_cursors VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site_id, principal_id, resource) "
-        "DO UPDATE SET cursor_value = excluded.cursor_value, load_id = excluded.load_id, "
-        "updated_at = excluded.updated_at",
+        f"INSERT INTO _jira_lab_cursors VALUES (?, ?, ?, ?, ?, ?) {_CURSOR_CONFLICT}",
         [site_id, principal_id, resource, value, load_id, _now(now)],
+    )
+
+
+def cursors_statement(
+    cursors: Mapping[str, str], *, site_id: str, principal_id: str, load_id: int | None = None
+) -> Statement:
+    """Cursors (resource -> value) to set, as one merge for :func:`upsert_all` (see :func:`set_cursor`)."""
+    frame = pl.DataFrame(
+        {
+            "resource": list(cursors),
+            "cursor_value": list(cursors.values()),
+            "site_id": site_id,
+            "principal_id": principal_id,
+            "load_id": load_id,
+            "updated_at": _now(None),
+        },
+        schema={
+            "resource": pl.String,
+            "cursor_value": pl.String,
+            "site_id": pl.String,
+            "principal_id": pl.String,
+            "load_id": pl.Int64,
+            "updated_at": pl.Datetime("us", "UTC"),
+        },
+    )
+    return Statement(
+        "INSERT INTO _jira_lab_cursors (site_id, principal_id, resource, cursor_value, load_id, updated_at) "
+        f"SELECT site_id, principal_id, resource, cursor_value, load_id, updated_at FROM {{source}} {_CURSOR_CONFLICT}",
+        frame,
     )
 
 
@@ -858,19 +891,34 @@ def record_sightings(
     ids = entity_ids if isinstance(entity_ids, pl.Series) else pl.Series(list(entity_ids))
     if ids.null_count():
         raise ValueError(f"{ids.null_count()} {entity_kind} ids are null")
-    batch = pl.DataFrame({"entity_id": ids.cast(pl.String).unique()})
+    batch = pl.DataFrame({"entity_id": ids.cast(pl.String).unique()}).select(
+        pl.lit(entity_kind).alias("entity_kind"), "entity_id"
+    )
     if batch.is_empty():
         return 0
-    with registered(conn, batch) as source, transaction(conn):
-        _run(
-            conn,
-            "INSERT INTO _jira_lab_sightings (site_id, principal_id, entity_kind, entity_id, first_seen_load, "
-            f"last_seen_load) SELECT $site, $principal, $kind, entity_id, $load, $load FROM {quote(source)} "
-            "ON CONFLICT (site_id, principal_id, entity_kind, entity_id) DO UPDATE SET "
-            "last_seen_load = greatest(_jira_lab_sightings.last_seen_load, excluded.last_seen_load)",
-            {"site": site_id, "principal": principal_id, "kind": entity_kind, "load": load_id},  # type: ignore[arg-type]
-        )
+    upsert_all(conn, [], then=[sightings_statement(batch, site_id=site_id, principal_id=principal_id, load_id=load_id)])
     return batch.height
+
+
+def sightings_statement(sightings: Frame, *, site_id: str, principal_id: str, load_id: int) -> Statement:
+    """Sightings (``entity_kind``, and ``entity_id`` as text) as one merge for :func:`upsert_all` (see
+    :func:`record_sightings`)."""
+    frame = (
+        _lazy(sightings)
+        .unique()
+        .with_columns(
+            pl.lit(site_id, dtype=pl.String).alias("site_id"),
+            pl.lit(principal_id, dtype=pl.String).alias("principal_id"),
+            pl.lit(load_id, dtype=pl.Int64).alias("load_id"),
+        )
+    )
+    return Statement(
+        "INSERT INTO _jira_lab_sightings (site_id, principal_id, entity_kind, entity_id, first_seen_load, "
+        "last_seen_load) SELECT site_id, principal_id, entity_kind, entity_id, load_id, load_id FROM {source} "
+        "ON CONFLICT (site_id, principal_id, entity_kind, entity_id) DO UPDATE SET "
+        "last_seen_load = greatest(_jira_lab_sightings.last_seen_load, excluded.last_seen_load)",
+        frame,
+    )
 
 
 def not_seen_in_load(

@@ -23,12 +23,10 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
 import polars as pl
 
-from jira_lab.client import Decoder, JiraClient
+from jira_lab.client import Decoder, JiraClient, json_body
 from jira_lab.pagination import Page, search_pages
-from jira_lab.ratelimit import TruncatedBody
 from jira_lab.resources.comments import comment_row
 from jira_lab.resources.convert import account_id, is_mapping, jira_time, json_text, to_int
 from jira_lab.resources.users import user_details_frame
@@ -368,7 +366,7 @@ def without_embedded(issue: Mapping[str, Any], *, comments: bool, worklogs: bool
         return issue
     trimmed = dict(fields)
     for name in dropped:
-        if isinstance(trimmed.get(name), Mapping):
+        if is_mapping(trimmed.get(name)):
             trimmed[name] = {**trimmed[name], "comments" if name == "comment" else "worklogs": []}
     return {**issue, "fields": trimmed}
 
@@ -410,10 +408,7 @@ def decode_walk_page(
     Raises:
         TruncatedBody: the body does not parse (it was cut on the way).
     """
-    try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError as error:
-        raise TruncatedBody(str(error)) from error
+    body = json_body(content)
     items = body.get("issues", []) if isinstance(body, dict) else None
     if not isinstance(items, list):
         return body
